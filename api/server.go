@@ -1,0 +1,179 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// StatusPath is iosmux's own status route.
+const StatusPath = "/iosmux/status"
+
+// startTunnelTimeout bounds /start-tunnel; tunneld waits forever, iosmux does not.
+const startTunnelTimeout = 60 * time.Second
+
+// New returns the API handler for d.
+func New(d Daemon, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{d: d, log: log}
+	r := mux.NewRouter()
+	r.HandleFunc("/", s.list).Methods(http.MethodGet)
+	r.HandleFunc("/hello", s.hello).Methods(http.MethodGet)
+	r.HandleFunc("/shutdown", s.shutdown).Methods(http.MethodGet)
+	r.HandleFunc("/clear_tunnels", s.clear).Methods(http.MethodGet)
+	r.HandleFunc("/cancel", s.cancel).Methods(http.MethodGet)
+	r.HandleFunc("/start-tunnel", s.startTunnel).Methods(http.MethodGet)
+	r.HandleFunc(StatusPath, s.status).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, []byte(`{"detail":"Not Found"}`))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, []byte(`{"detail":"Method Not Allowed"}`))
+	})
+	return guard(r, log)
+}
+
+type server struct {
+	d   Daemon
+	log *slog.Logger
+}
+
+func writeJSON(w http.ResponseWriter, code int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// writeBare writes a body with no content type, as tunneld's /start-tunnel errors do.
+func writeBare(w http.ResponseWriter, code int, body []byte) {
+	w.Header()["Content-Type"] = nil
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+func (s *server) list(w http.ResponseWriter, _ *http.Request) {
+	t := s.d.Tunnels()
+	if t == nil {
+		t = map[string][]TunnelEntry{}
+	}
+	body, err := json.Marshal(t)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *server) hello(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, pyDumps("message", "Hello, I'm alive"))
+}
+
+func (s *server) shutdown(w http.ResponseWriter, _ *http.Request) {
+	s.log.Info("api: shutdown requested")
+	writeJSON(w, http.StatusOK, pyDumps("operation", "shutdown", "data", true, "message", "Server shutting down..."))
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	go s.d.Shutdown()
+}
+
+func (s *server) clear(w http.ResponseWriter, _ *http.Request) {
+	s.d.ClearTunnels()
+	writeJSON(w, http.StatusOK, pyDumps("operation", "clear_tunnels", "data", true, "message", "Cleared tunnels..."))
+}
+
+// missingQuery answers 422 as FastAPI does for a missing required query parameter.
+func missingQuery(w http.ResponseWriter, name string) {
+	writeJSON(w, http.StatusUnprocessableEntity, []byte(
+		`{"detail":[{"type":"missing","loc":["query","`+name+`"],"msg":"Field required","input":null}]}`))
+}
+
+func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
+	udid, ok := r.URL.Query()["udid"]
+	if !ok {
+		missingQuery(w, "udid")
+		return
+	}
+	s.d.Cancel(udid[0])
+	writeJSON(w, http.StatusOK, pyDumps("operation", "cancel", "udid", udid[0], "data", true,
+		"message", fmt.Sprintf("tunnel %s Canceled ...", udid[0])))
+}
+
+func (s *server) startTunnel(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	udid, ok := q["udid"]
+	if !ok {
+		missingQuery(w, "udid")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), startTunnelTimeout)
+	defer cancel()
+	res, err := s.d.StartTunnel(ctx, udid[0], q.Get("connection_type"), q.Get("ip"))
+	if err != nil {
+		s.log.Warn("api: start-tunnel failed", "udid", udid[0], "err", err)
+		writeBare(w, http.StatusNotFound, pyDumps("error", "something went wrong during tunnel creation"))
+		return
+	}
+	writeJSON(w, http.StatusOK, pyDumps("interface", res.Interface, "port", res.Port, "address", res.Address))
+}
+
+func (s *server) status(w http.ResponseWriter, _ *http.Request) {
+	body, err := json.MarshalIndent(s.d.Status(), "", "  ")
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
+		return
+	}
+	writeJSON(w, http.StatusOK, append(body, '\n'))
+}
+
+// guard refuses requests that a web page could have sent: a Host that is not a loopback name
+// (DNS rebinding) and cross-site browser requests (Origin, Sec-Fetch-Site).
+func guard(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason := refuse(r); reason != "" {
+			log.Warn("api: refused request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "reason", reason)
+			writeJSON(w, http.StatusForbidden, []byte(`{"detail":"Forbidden"}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuse says why a request must be refused, or "" to serve it.
+func refuse(r *http.Request) string {
+	if !IsLoopbackHost(r.Host) {
+		return "Host is not a loopback name"
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
+		return "cross-origin request"
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+	default:
+		return "cross-site browser request"
+	}
+	return ""
+}
+
+// IsLoopbackHost reports whether a Host header (name or address, optional port) is loopback.
+func IsLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,79 @@
+// Package api is iosmuxd's HTTP API: pymobiledevice3 tunneld's routes and iosmux's own status.
+package api
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultAddr is tunneld's listen address (tunneld-api.md §1).
+const DefaultAddr = "127.0.0.1:49151"
+
+// TunnelEntry is one tunnel as GET / lists it; the field order is tunneld's.
+type TunnelEntry struct {
+	Address   string `json:"tunnel-address"`
+	Port      int    `json:"tunnel-port"`
+	Interface string `json:"interface"`
+}
+
+// StartResult is /start-tunnel's success body.
+type StartResult struct {
+	Interface string `json:"interface"`
+	Port      int    `json:"port"`
+	Address   string `json:"address"`
+}
+
+// DeviceStatus is one device in iosmux's status route.
+type DeviceStatus struct {
+	UDID           string    `json:"udid"`
+	State          string    `json:"state"`
+	ConnectionType string    `json:"connectionType,omitempty"`
+	Source         string    `json:"source,omitempty"`
+	ProductType    string    `json:"productType,omitempty"`
+	IOSVersion     string    `json:"iosVersion,omitempty"`
+	Backend        string    `json:"backend,omitempty"`
+	Interface      string    `json:"interface,omitempty"`
+	TunnelAddress  string    `json:"tunnelAddress,omitempty"`
+	RSDPort        int       `json:"rsdPort,omitempty"`
+	RSDEndpoint    string    `json:"rsdEndpoint,omitempty"`
+	MTU            int       `json:"mtu,omitempty"`
+	Since          time.Time `json:"since"`
+	UptimeSeconds  float64   `json:"uptimeSeconds"`
+	BytesToDevice  uint64    `json:"bytesToDevice"`
+	BytesToHost    uint64    `json:"bytesFromDevice"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"lastError,omitempty"`
+	LastErrorAt    time.Time `json:"lastErrorAt,omitzero"`
+}
+
+// Status is iosmux's status route body.
+type Status struct {
+	Version       string         `json:"version"`
+	StartedAt     time.Time      `json:"startedAt"`
+	UptimeSeconds float64        `json:"uptimeSeconds"`
+	Devices       []DeviceStatus `json:"devices"`
+	Sources       []SourceStatus `json:"sources"`
+}
+
+// SourceStatus is one device source (a usbmuxd, a hand-given address).
+type SourceStatus struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Daemon is what the API drives.
+type Daemon interface {
+	// Tunnels lists published tunnels by UDID.
+	Tunnels() map[string][]TunnelEntry
+	// Status reports every device and source.
+	Status() Status
+	// StartTunnel returns the device's tunnel, starting one if needed.
+	StartTunnel(ctx context.Context, udid, connectionType, ip string) (StartResult, error)
+	// Cancel tears down the tunnels of udid.
+	Cancel(udid string)
+	// ClearTunnels tears down every tunnel.
+	ClearTunnels()
+	// Shutdown stops the daemon.
+	Shutdown()
+}
