@@ -1,0 +1,335 @@
+// Package shim serves a device's RSD endpoint and services on local addresses and relays them
+// to the device through its tunnel, rewriting only the service ports in the RSD handshake.
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/iosmux/iosmux/rsd"
+	"github.com/iosmux/iosmux/xpc"
+)
+
+// DialTimeout bounds each upstream dial through the tunnel.
+const DialTimeout = 10 * time.Second
+
+// Dialer opens a connection to the device, normally through its tunnel.
+type Dialer func(ctx context.Context, network, address string) (net.Conn, error)
+
+// ErrNoUpstream means the device's tunnel is down.
+var ErrNoUpstream = errors.New("shim: device tunnel is down")
+
+// upstream is where the device's services are reachable right now.
+type upstream struct {
+	dial    Dialer
+	host    string // device address inside the tunnel
+	rsdPort int
+	ports   map[string]int // service name -> device port, from the last handshake
+}
+
+// Shim is one device's set of local endpoints.
+type Shim struct {
+	host string
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	up       *upstream
+	rsdLn    net.Listener
+	services map[string]net.Listener // service name -> local listener, stable for the shim's life
+	conns    map[net.Conn]struct{}
+}
+
+// New listens for the RSD endpoint on host (a loopback address) and returns the shim.
+func New(ctx context.Context, host string, log *slog.Logger) (*Shim, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("shim: listen for rsd: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Shim{host: host, log: log, ctx: ctx, cancel: cancel, rsdLn: ln,
+		services: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
+	s.accept(ln, s.serveRSD)
+	return s, nil
+}
+
+// RSDAddr is the local RSD endpoint to advertise.
+func (s *Shim) RSDAddr() *net.TCPAddr { return s.rsdLn.Addr().(*net.TCPAddr) }
+
+// ServicePort is the local port of a service, once the device has listed it.
+func (s *Shim) ServicePort(name string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ln, ok := s.services[name]
+	if !ok {
+		return 0, false
+	}
+	return ln.Addr().(*net.TCPAddr).Port, true
+}
+
+// SetUpstream points the shim at a (re)built tunnel: it reads the device's RSD handshake and
+// opens a local listener for every service not seen before.
+func (s *Shim) SetUpstream(ctx context.Context, dial Dialer, deviceAddr string, rsdPort int) (*rsd.Handshake, error) {
+	up := &upstream{dial: dial, host: deviceAddr, rsdPort: rsdPort, ports: map[string]int{}}
+	c, h, err := up.dialRSD(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.Close()
+	for _, svc := range h.Services {
+		up.ports[svc.Name] = svc.Port
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil, fmt.Errorf("shim: closed")
+	}
+	for _, svc := range h.Services {
+		if _, ok := s.services[svc.Name]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(s.host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("shim: listen for %s: %w", svc.Name, err)
+		}
+		s.services[svc.Name] = ln
+		name := svc.Name
+		s.accept(ln, func(nc net.Conn) { s.relayService(name, nc) })
+	}
+	s.up = up
+	return h, nil
+}
+
+// ClearUpstream marks the tunnel down and drops the relayed connections.
+func (s *Shim) ClearUpstream() {
+	s.mu.Lock()
+	s.up = nil
+	conns := s.conns
+	s.conns = map[net.Conn]struct{}{}
+	s.mu.Unlock()
+	for nc := range conns {
+		nc.Close()
+	}
+}
+
+// Close stops every listener and connection.
+func (s *Shim) Close() {
+	s.cancel()
+	s.mu.Lock()
+	s.rsdLn.Close()
+	for _, ln := range s.services {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.ClearUpstream()
+	s.wg.Wait()
+}
+
+func (s *Shim) current() (*upstream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.up == nil {
+		return nil, ErrNoUpstream
+	}
+	return s.up, nil
+}
+
+// accept runs h for every connection on ln until the shim closes.
+func (s *Shim) accept(ln net.Listener, h func(net.Conn)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !s.track(nc) {
+				nc.Close()
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.untrack(nc)
+				h(nc)
+			}()
+		}
+	}()
+}
+
+func (s *Shim) track(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	return true
+}
+
+func (s *Shim) untrack(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	nc.Close()
+}
+
+// dialService opens a connection to one of the device's ports.
+func (u *upstream) dialPort(ctx context.Context, port int) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	return u.dial(ctx, "tcp", net.JoinHostPort(u.host, strconv.Itoa(port)))
+}
+
+// dialRSD opens an RSD connection to the device and reads its handshake.
+func (u *upstream) dialRSD(ctx context.Context) (*rsd.Conn, *rsd.Handshake, error) {
+	nc, err := u.dialPort(ctx, u.rsdPort)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shim: dial device rsd: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("shim: device rsd: %w", err)
+	}
+	h, err := rsd.ReadHandshake(ctx, c, nil)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("shim: device rsd: %w", err)
+	}
+	return c, h, nil
+}
+
+// relayService copies bytes between a local client and the device's service, unchanged.
+func (s *Shim) relayService(name string, nc net.Conn) {
+	up, err := s.current()
+	if err != nil {
+		s.log.Debug("shim: refusing connection", "service", name, "err", err)
+		return
+	}
+	port, ok := up.ports[name]
+	if !ok {
+		s.log.Debug("shim: service not offered by this tunnel", "service", name)
+		return
+	}
+	dc, err := up.dialPort(s.ctx, port)
+	if err != nil {
+		s.log.Warn("shim: dial device service failed", "service", name, "err", err)
+		return
+	}
+	if !s.track(dc) {
+		dc.Close()
+		return
+	}
+	defer s.untrack(dc)
+	pipe(nc, dc)
+}
+
+// pipe copies both ways until either side ends, then closes both.
+func pipe(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	<-done
+	a.Close()
+	b.Close()
+	<-done
+}
+
+// rewriteHandshake copies the device handshake with each listed service's Port replaced by
+// the shim's local port; order, types and every other byte stay as the device sent them.
+func (s *Shim) rewriteHandshake(h *rsd.Handshake) *xpc.Dict {
+	out := &xpc.Dict{Entries: make([]xpc.Entry, len(h.Raw.Entries))}
+	for i, e := range h.Raw.Entries {
+		out.Entries[i] = e
+		services, ok := e.Value.(*xpc.Dict)
+		if e.Key != "Services" || !ok {
+			continue
+		}
+		ns := &xpc.Dict{Entries: make([]xpc.Entry, len(services.Entries))}
+		for j, se := range services.Entries {
+			ns.Entries[j] = se
+			entry, ok := se.Value.(*xpc.Dict)
+			if !ok {
+				continue
+			}
+			if p, ok := s.ServicePort(se.Key); ok {
+				ne := &xpc.Dict{Entries: append([]xpc.Entry(nil), entry.Entries...)}
+				ne.Set("Port", strconv.Itoa(p))
+				ns.Entries[j].Value = ne
+			}
+		}
+		out.Entries[i].Value = ns
+	}
+	return out
+}
+
+// serveRSD answers a local RSD client with the device's handshake (ports rewritten) and then
+// relays messages both ways on the same streams with the same ids.
+func (s *Shim) serveRSD(nc net.Conn) {
+	up, err := s.current()
+	if err != nil {
+		s.log.Debug("shim: refusing rsd connection", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	client, err := rsd.Server(ctx, nc, rsd.Options{})
+	if err != nil {
+		s.log.Debug("shim: rsd client setup failed", "err", err)
+		return
+	}
+	defer client.Close()
+	dev, h, err := up.dialRSD(ctx)
+	if err != nil {
+		s.log.Warn("shim: rsd upstream failed", "err", err)
+		return
+	}
+	defer dev.Close()
+	if err := rsd.ServeHandshake(ctx, client, s.rewriteHandshake(h), true); err != nil {
+		s.log.Debug("shim: rsd handshake to client failed", "err", err)
+		return
+	}
+	go forward(ctx, client, dev)
+	forward(ctx, dev, client)
+}
+
+// forward relays every MSG received on from to the same stream of to; each side's channel
+// setup (HEADER, PING) was already exchanged by its own connection.
+func forward(ctx context.Context, from, to *rsd.Conn) {
+	defer to.Close()
+	for {
+		in, err := from.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if in.Msg.Flags.Type() != xpc.TypeMsg {
+			continue
+		}
+		if err := to.Send(ctx, in.Stream, in.Msg); err != nil {
+			return
+		}
+	}
+}
