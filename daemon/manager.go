@@ -1,0 +1,318 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/rsd"
+)
+
+// Config tunes the manager; zero values take the defaults below.
+type Config struct {
+	Open    Opener
+	Sources []Source
+	Log     *slog.Logger
+	// Shim advertises loopback shim endpoints instead of the tunnel's own address.
+	Shim bool
+	// ShimHost is the loopback address shims listen on.
+	ShimHost string
+	// OpenTimeout bounds one whole tunnel build.
+	OpenTimeout time.Duration
+	// LivenessInterval is how often a published tunnel's RSD endpoint is checked.
+	LivenessInterval time.Duration
+	// LivenessFailures is how many checks in a row may fail before the tunnel is rebuilt.
+	LivenessFailures int
+	// Backoff is the first wait after a failure; it doubles up to MaxBackoff.
+	Backoff, MaxBackoff time.Duration
+	// SourceRetry is the wait before a failed source is restarted.
+	SourceRetry time.Duration
+	Version     string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.ShimHost == "" {
+		c.ShimHost = "127.0.0.1"
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 60 * time.Second
+	}
+	if c.LivenessInterval <= 0 {
+		c.LivenessInterval = 5 * time.Second
+	}
+	if c.LivenessFailures <= 0 {
+		c.LivenessFailures = 2
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Minute
+	}
+	if c.SourceRetry <= 0 {
+		c.SourceRetry = 2 * time.Second
+	}
+	return c
+}
+
+// Device states, in order.
+const (
+	StateSeen      = "seen"
+	StateOpening   = "opening"
+	StatePublished = "published"
+	StateBackoff   = "backoff"
+	StateCancelled = "cancelled"
+)
+
+// Manager runs every device's state machine and answers the API.
+type Manager struct {
+	cfg     Config
+	started time.Time
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	shutdown chan struct{}
+	once     sync.Once
+
+	mu      sync.Mutex
+	devices map[string]*deviceRun
+	sources map[string]*api.SourceStatus
+}
+
+// New makes a manager; Run starts it.
+func New(cfg Config) *Manager {
+	return &Manager{cfg: cfg.withDefaults(), devices: map[string]*deviceRun{},
+		sources: map[string]*api.SourceStatus{}, shutdown: make(chan struct{})}
+}
+
+// Run serves until ctx ends or Shutdown is called, then tears every tunnel down.
+func (m *Manager) Run(ctx context.Context) error {
+	m.started = time.Now()
+	m.ctx, m.cancel = context.WithCancel(ctx)
+	events := make(chan Event, 64)
+	for _, s := range m.cfg.Sources {
+		m.wg.Add(1)
+		go m.runSource(s, events)
+	}
+	for {
+		select {
+		case ev := <-events:
+			m.handle(ev)
+		case <-m.ctx.Done():
+			m.stopAll()
+			return nil
+		case <-m.shutdown:
+			m.cancel()
+		}
+	}
+}
+
+// Shutdown stops Run.
+func (m *Manager) Shutdown() { m.once.Do(func() { close(m.shutdown) }) }
+
+// Stopped is closed when Shutdown was called.
+func (m *Manager) Stopped() <-chan struct{} { return m.shutdown }
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	runs := make([]*deviceRun, 0, len(m.devices))
+	for _, d := range m.devices {
+		runs = append(runs, d)
+	}
+	m.mu.Unlock()
+	for _, d := range runs {
+		d.stop()
+	}
+	m.wg.Wait()
+}
+
+// runSource runs one source, restarting it after failures until the manager stops.
+func (m *Manager) runSource(s Source, events chan<- Event) {
+	defer m.wg.Done()
+	for m.ctx.Err() == nil {
+		m.setSource(s.Name(), "running", "")
+		err := s.Run(m.ctx, events)
+		if m.ctx.Err() != nil {
+			return
+		}
+		msg := "source ended"
+		if err != nil {
+			msg = err.Error()
+		}
+		m.cfg.Log.Warn("device source failed; retrying", "source", s.Name(), "err", msg, "retry", m.cfg.SourceRetry)
+		m.setSource(s.Name(), "retrying", msg)
+		// A source that ended knows nothing about its devices any more.
+		m.detachSource(s.Name())
+		select {
+		case <-time.After(m.cfg.SourceRetry):
+		case <-m.ctx.Done():
+		}
+	}
+}
+
+func (m *Manager) setSource(name, state, lastErr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sources[name]
+	if s == nil {
+		s = &api.SourceStatus{Name: name}
+		m.sources[name] = s
+	}
+	s.State = state
+	if lastErr != "" {
+		s.LastError = lastErr
+	}
+}
+
+func (m *Manager) detachSource(name string) {
+	m.mu.Lock()
+	var gone []*deviceRun
+	for udid, d := range m.devices {
+		if d.dev.Source == name {
+			gone = append(gone, d)
+			delete(m.devices, udid)
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range gone {
+		d.stop()
+	}
+}
+
+// handle applies one source event.
+func (m *Manager) handle(ev Event) {
+	udid := ev.Device.UDID
+	m.mu.Lock()
+	d := m.devices[udid]
+	if !ev.Attached {
+		if d != nil && d.dev.Source == ev.Device.Source && d.dev.DeviceID == ev.Device.DeviceID {
+			delete(m.devices, udid)
+		} else {
+			d = nil
+		}
+		m.mu.Unlock()
+		if d != nil {
+			m.cfg.Log.Info("device detached", "udid", udid)
+			d.stop()
+		}
+		return
+	}
+	if d != nil {
+		m.mu.Unlock()
+		return // one tunnel per device, whichever source saw it first
+	}
+	d = newDeviceRun(m, ev.Device)
+	m.devices[udid] = d
+	m.mu.Unlock()
+	m.cfg.Log.Info("device attached", "udid", udid, "source", ev.Device.Source, "connection", ev.Device.ConnectionType)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		d.run()
+	}()
+}
+
+// Tunnels lists published tunnels as tunneld's GET / does.
+func (m *Manager) Tunnels() map[string][]api.TunnelEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string][]api.TunnelEntry{}
+	for udid, d := range m.devices {
+		if e, ok := d.entry(); ok {
+			out[udid] = append(out[udid], e)
+		}
+	}
+	return out
+}
+
+// Status reports every device and source.
+func (m *Manager) Status() api.Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := api.Status{Version: m.cfg.Version, StartedAt: m.started, UptimeSeconds: time.Since(m.started).Seconds(),
+		Devices: []api.DeviceStatus{}, Sources: []api.SourceStatus{}}
+	for _, d := range m.devices {
+		st.Devices = append(st.Devices, d.status())
+	}
+	for _, s := range m.sources {
+		st.Sources = append(st.Sources, *s)
+	}
+	return st
+}
+
+// ErrUnknownDevice means no source has reported the UDID.
+var ErrUnknownDevice = errors.New("daemon: no such device")
+
+// StartTunnel returns the device's tunnel, waking a cancelled device and waiting for publication.
+func (m *Manager) StartTunnel(ctx context.Context, udid, connectionType, ip string) (api.StartResult, error) {
+	m.mu.Lock()
+	d := m.devices[udid]
+	m.mu.Unlock()
+	if d == nil {
+		return api.StartResult{}, fmt.Errorf("%w: %s", ErrUnknownDevice, udid)
+	}
+	d.resume()
+	for {
+		if r, ok := d.startResult(); ok {
+			return r, nil
+		}
+		select {
+		case <-d.changed():
+		case <-ctx.Done():
+			return api.StartResult{}, fmt.Errorf("daemon: waiting for %s: %w (last error: %s)", udid, ctx.Err(), d.lastError())
+		}
+	}
+}
+
+// Cancel tears down a device's tunnel; it stays down until re-attached or started again.
+func (m *Manager) Cancel(udid string) {
+	m.mu.Lock()
+	d := m.devices[udid]
+	m.mu.Unlock()
+	if d != nil {
+		d.pause()
+	}
+}
+
+// ClearTunnels cancels every device's tunnel.
+func (m *Manager) ClearTunnels() {
+	m.mu.Lock()
+	runs := make([]*deviceRun, 0, len(m.devices))
+	for _, d := range m.devices {
+		runs = append(runs, d)
+	}
+	m.mu.Unlock()
+	for _, d := range runs {
+		d.pause()
+	}
+}
+
+// checkRSD runs one RSD handshake through a tunnel: the liveness probe.
+func checkRSD(ctx context.Context, t Tunnel) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	nc, err := t.Dial(ctx, "tcp", net.JoinHostPort(t.ServerAddress().String(), strconv.Itoa(t.RSDPort())))
+	if err != nil {
+		return fmt.Errorf("liveness: dial rsd: %w", err)
+	}
+	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	if err != nil {
+		return fmt.Errorf("liveness: %w", err)
+	}
+	defer c.Close()
+	if _, err := rsd.ReadHandshake(ctx, c, nil); err != nil {
+		return fmt.Errorf("liveness: %w", err)
+	}
+	return nil
+}
+
