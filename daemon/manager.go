@@ -315,4 +315,3 @@ func checkRSD(ctx context.Context, t Tunnel) error {
 	}
 	return nil
 }
-

@@ -35,11 +35,11 @@ func (t *loopTunnel) Dial(ctx context.Context, n, a string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, n, a)
 }
-func (t *loopTunnel) Done() <-chan struct{}  { return t.done }
-func (t *loopTunnel) Err() error             { return t.err }
-func (t *loopTunnel) Close() error           { t.kill(nil); return nil }
+func (t *loopTunnel) Done() <-chan struct{}   { return t.done }
+func (t *loopTunnel) Err() error              { return t.err }
+func (t *loopTunnel) Close() error            { t.kill(nil); return nil }
 func (t *loopTunnel) Bytes() (uint64, uint64) { return 1, 2 }
-func (t *loopTunnel) kill(err error)         { t.once.Do(func() { t.err = err; close(t.done) }) }
+func (t *loopTunnel) kill(err error)          { t.once.Do(func() { t.err = err; close(t.done) }) }
 
 // chanSource reports whatever the test sends.
 type chanSource struct{ ev chan Event }
