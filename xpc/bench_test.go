@@ -1,6 +1,7 @@
 package xpc
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 )
@@ -56,5 +57,44 @@ func TestHandshakeLikeSize(t *testing.T) {
 	}
 	if len(buf) < 12000 || len(buf) > 16000 {
 		t.Fatalf("benchmark message is %d bytes, want about 14 KB", len(buf))
+	}
+}
+
+// toGo turns a value into plain Go maps and slices, for the encoding/json baseline.
+func toGo(v Value) any {
+	switch x := v.(type) {
+	case *Dict:
+		m := make(map[string]any, x.Len())
+		for _, e := range x.Entries {
+			m[e.Key] = toGo(e.Value)
+		}
+		return m
+	case UUID:
+		return x.String()
+	}
+	return v
+}
+
+// BenchmarkBaselineJSONEncode encodes the same handshake with encoding/json: the baseline the
+// XPC numbers are compared with in docs/benchmarks.md.
+func BenchmarkBaselineJSONEncode(b *testing.B) {
+	v := toGo(handshakeLike().Body)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBaselineJSONDecode decodes the same handshake with encoding/json.
+func BenchmarkBaselineJSONDecode(b *testing.B) {
+	buf, _ := json.Marshal(toGo(handshakeLike().Body))
+	b.ReportAllocs()
+	for b.Loop() {
+		var v map[string]any
+		if err := json.Unmarshal(buf, &v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
