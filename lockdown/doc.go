@@ -1,0 +1,2 @@
+// Package lockdown implements the usbmuxd client wire format and lockdown-style plist framing.
+package lockdown

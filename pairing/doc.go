@@ -1,0 +1,2 @@
+// Package pairing implements the RemotePairing TLV8 and OPACK codecs.
+package pairing
