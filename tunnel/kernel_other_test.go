@@ -1,0 +1,7 @@
+//go:build !linux
+
+package tunnel
+
+import "testing"
+
+func benchKernelBulk(b *testing.B) {}
