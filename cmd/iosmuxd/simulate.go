@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os/signal"
 	"strconv"
@@ -14,20 +15,31 @@ import (
 
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
+	"github.com/iosmux/iosmux/tunnel"
 )
 
-// simulate runs one virtual iPhone until SIGINT or SIGTERM.
+// trustModes maps --trust values to the simulated device's answer to Pair.
+var trustModes = map[string]sim.TrustMode{
+	"accept": sim.TrustAccept, "after-prompt": sim.TrustAfterPrompt, "deny": sim.TrustDeny,
+	"never": sim.TrustNever, "locked": sim.TrustLocked,
+}
+
+// simulate runs virtual iPhones until SIGINT or SIGTERM.
 func simulate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rsdAddr := fs.String("rsd", "", "serve the trusted RSD endpoint on `HOST:PORT` (port 0 picks one); its services listen on the same host")
-	udid := fs.String("udid", "", "the simulated device's `UDID` (default: the profile's canonical one)")
+	rsdAddr := fs.String("rsd", "", "serve the trusted RSD endpoint directly on `HOST:PORT` (port 0 picks one); its services listen on the same host")
+	usbmuxd := fs.String("usbmuxd", "", "serve the phones behind a usbmuxd on `ADDR`: unix:PATH or tcp:HOST:PORT")
+	udid := fs.String("udid", "", "the first simulated device's `UDID` (default: the profile's canonical one)")
+	devices := fs.Int("devices", 1, "with --usbmuxd: how many phones to plug in")
 	prof := fs.String("profile", profile.Default().Name, "device `profile`: "+strings.Join(profile.Names(), ", "))
-	untrusted := fs.Bool("untrusted", false, "serve the untrusted RSD inventory (as on the USB link, port 58783) instead of the trusted one")
+	trust := fs.String("trust", "accept", "how the phones answer pairing: accept, after-prompt, deny, never, locked")
+	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
+	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: iosmuxd simulate --rsd HOST:PORT [flags]\n\n"+
-			"Runs a virtual iPhone and prints each endpoint it serves as a 'NAME ADDRESS' line on stdout.\n"+
+		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT) [flags]\n\n"+
+			"Runs virtual iPhones and prints each endpoint as a 'NAME ADDRESS' line on stdout.\n"+
 			"Stops cleanly on SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -37,35 +49,83 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *rsdAddr == "" {
-		fmt.Fprintln(stderr, "iosmuxd simulate: --rsd HOST:PORT is required")
-		fs.Usage()
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "iosmuxd simulate: "+format+"\n", a...)
 		return 2
 	}
-	host, portStr, err := net.SplitHostPort(*rsdAddr)
-	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || port < 0 || port > 65535 {
-		fmt.Fprintf(stderr, "iosmuxd simulate: --rsd %q: want HOST:PORT\n", *rsdAddr)
-		return 2
+	if (*rsdAddr == "") == (*usbmuxd == "") {
+		fs.Usage()
+		return fail("give exactly one of --rsd and --usbmuxd")
 	}
 	p, err := profile.ByName(*prof)
 	if err != nil {
-		fmt.Fprintf(stderr, "iosmuxd simulate: %v\n", err)
-		return 2
+		return fail("%v", err)
+	}
+	mode, ok := trustModes[*trust]
+	if !ok {
+		return fail("--trust %q: want accept, after-prompt, deny, never or locked", *trust)
+	}
+	if *devices < 1 {
+		return fail("--devices %d: want at least 1", *devices)
 	}
 	log := lf.logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	dev := sim.NewDevice(p, *udid, log)
-	r, err := dev.ServeRSD(ctx, sim.TCPListen(host), port, sim.RSDOptions{Untrusted: *untrusted})
+	newDevice := func(i int) *sim.Device {
+		seed := *udid
+		if i > 0 {
+			seed = fmt.Sprintf("device-%d", i)
+		}
+		d := sim.NewDevice(p, seed, log)
+		d.SetTrust(mode)
+		if *drop {
+			d.SetTunnelOptions(sim.TunnelOptions{DropAbove: tunnel.CoreDeviceProxyDropAbove})
+		}
+		return d
+	}
+	if *rsdAddr != "" {
+		return simulateRSD(ctx, *rsdAddr, newDevice(0), *untrusted, stdout, stderr, log)
+	}
+	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log})
+	defer u.Close()
+	var addr net.Addr
+	switch {
+	case strings.HasPrefix(*usbmuxd, "unix:"):
+		addr, err = u.ListenUnix(strings.TrimPrefix(*usbmuxd, "unix:"))
+	case strings.HasPrefix(*usbmuxd, "tcp:"):
+		addr, err = u.ListenTCP(strings.TrimPrefix(*usbmuxd, "tcp:"))
+	default:
+		return fail("--usbmuxd %q: want unix:PATH or tcp:HOST:PORT", *usbmuxd)
+	}
+	if err != nil {
+		log.Error("simulator failed to start", "err", err)
+		return 1
+	}
+	for i := range *devices {
+		d := newDevice(i)
+		u.Plug(d)
+		fmt.Fprintf(stdout, "udid %s\n", d.UDID)
+	}
+	fmt.Fprintf(stdout, "usbmuxd %s:%s\n", addr.Network(), addr)
+	<-ctx.Done()
+	log.Info("stopping simulator")
+	return 0
+}
+
+// simulateRSD serves one device's RSD endpoint directly on addr.
+func simulateRSD(ctx context.Context, addr string, dev *sim.Device, untrusted bool, stdout, stderr io.Writer, log *slog.Logger) int {
+	host, portStr, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil || port < 0 || port > 65535 {
+		fmt.Fprintf(stderr, "iosmuxd simulate: --rsd %q: want HOST:PORT\n", addr)
+		return 2
+	}
+	r, err := dev.ServeRSD(ctx, sim.TCPListen(host), port, sim.RSDOptions{Untrusted: untrusted})
 	if err != nil {
 		log.Error("simulator failed to start", "err", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "udid %s\nrsd %s\n", dev.UDID, r.Addr())
-	if s, ok := stdout.(interface{ Sync() error }); ok {
-		s.Sync()
-	}
 	<-ctx.Done()
 	log.Info("stopping simulator")
 	r.Close()

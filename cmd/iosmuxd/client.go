@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairrecord"
+)
+
+// parseFlags parses a subcommand's flags; it returns an exit code when the command should stop.
+func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stderr io.Writer) (int, bool) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	return 0, false
+}
+
+// list prints one of the API's JSON routes.
+func list(args []string, stdout, stderr io.Writer, path string) int {
+	fs := flag.NewFlagSet(path, flag.ContinueOnError)
+	addr := fs.String("api", api.DefaultAddr, "the daemon's API `ADDR`")
+	name := map[string]string{"/": "list", "/iosmux/status": "status"}[path]
+	if code, stop := parseFlags(fs, args, "iosmuxd "+name+" [--api ADDR]", stderr); stop {
+		return code
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + *addr + path)
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd %s: is iosmuxd running? %v\n", name, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "iosmuxd %s: %s %v\n", name, resp.Status, err)
+		return 1
+	}
+	stdout.Write(body)
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		fmt.Fprintln(stdout)
+	}
+	return 0
+}
+
+// pair pairs with a device through usbmuxd and keeps the record in iosmux's store.
+func pair(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
+	udid := fs.String("udid", "", "the device's `UDID` (default: the only device attached)")
+	usbmux := fs.String("usbmux", "", "usbmuxd `ADDR` (unix:PATH or tcp:HOST:PORT)")
+	stateDir := fs.String("state-dir", "", "iosmux's pair-record `DIR`")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for Trust on the device")
+	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR]", stderr); stop {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	mux, err := lockdown.NewMux(*usbmux)
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
+		return 2
+	}
+	dev, err := findDevice(ctx, mux, *udid)
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "pairing with %s: tap Trust on the device if it asks\n", dev.UDID)
+	rec, err := mux.Pair(ctx, dev, lockdown.PairOptions{})
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
+		return 1
+	}
+	store, err := openStore(*stateDir)
+	if err == nil {
+		err = store.Save(dev.UDID, rec)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: paired, but keeping the record failed: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "paired %s; record kept in %s\n", dev.UDID, store.Dir())
+	return 0
+}
+
+func findDevice(ctx context.Context, mux *lockdown.Mux, udid string) (lockdown.Device, error) {
+	if udid != "" {
+		return mux.FindDevice(ctx, udid)
+	}
+	devs, err := mux.ListDevices(ctx)
+	if err != nil {
+		return lockdown.Device{}, err
+	}
+	if len(devs) != 1 {
+		return lockdown.Device{}, fmt.Errorf("%d devices attached: name one with --udid", len(devs))
+	}
+	return devs[0], nil
+}
+
+func openStore(dir string) (*pairrecord.Store, error) {
+	if dir == "" {
+		d, err := pairrecord.DefaultStoreDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return pairrecord.OpenStore(dir)
+}
+
+// importRecord copies a pair record file (libimobiledevice, pymobiledevice3, usbmuxd) into the store.
+func importRecord(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("import-pair-record", flag.ContinueOnError)
+	udid := fs.String("udid", "", "the device's `UDID` (default: the file's name without .plist)")
+	stateDir := fs.String("state-dir", "", "iosmux's pair-record `DIR`")
+	if code, stop := parseFlags(fs, args, "iosmuxd import-pair-record [--udid UDID] FILE", stderr); stop {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	file := fs.Arg(0)
+	rec, err := pairrecord.LoadFile(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: %v\n", err)
+		return 1
+	}
+	id := *udid
+	if id == "" {
+		id = rec.UDID
+	}
+	if id == "" {
+		id = strings.TrimSuffix(filepath.Base(file), ".plist")
+	}
+	if !pairrecord.ValidUDID(id) {
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: cannot tell the device's UDID from %s: pass --udid\n", file)
+		return 2
+	}
+	store, err := openStore(*stateDir)
+	if err == nil {
+		err = store.Save(id, rec)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "imported the pair record of %s into %s\n", id, store.Dir())
+	return 0
+}

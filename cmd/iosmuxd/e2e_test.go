@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/internal/peertest"
+	"github.com/iosmux/iosmux/rsd"
+	"github.com/iosmux/iosmux/sim"
+	"github.com/iosmux/iosmux/sim/profile"
+)
+
+// env is one daemon in-process against a simulated usbmuxd.
+type env struct {
+	t      *testing.T
+	u      *sim.Usbmuxd
+	devs   []*sim.Device
+	api    string
+	done   chan error
+	cancel context.CancelFunc
+	state  string
+
+	mu       sync.Mutex
+	sessions map[string][]*sim.TunnelSession
+}
+
+// startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the
+// daemon against it with the userspace backend and shims.
+func startEnv(t *testing.T, n int, tcp bool) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, cancel: cancel, done: make(chan error, 1), state: filepath.Join(dir, "state"),
+		sessions: map[string][]*sim.TunnelSession{}}
+	e.u = sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{})
+	var usbmux string
+	if tcp {
+		a, err := e.u.ListenTCP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		usbmux = "tcp:" + a.String()
+	} else {
+		sock := filepath.Join(dir, "usbmuxd")
+		if _, err := e.u.ListenUnix(sock); err != nil {
+			t.Fatal(err)
+		}
+		usbmux = "unix:" + sock
+	}
+	for i := range n {
+		d := sim.NewDevice(profile.Default(), fmt.Sprintf("e2e-%d", i), nil)
+		d.SetTunnelOptions(sim.TunnelOptions{OnStart: func(s *sim.TunnelSession) {
+			e.mu.Lock()
+			e.sessions[d.UDID] = append(e.sessions[d.UDID], s)
+			e.mu.Unlock()
+		}})
+		e.devs = append(e.devs, d)
+		e.u.Plug(d)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := newServeFlags(fs)
+	if err := fs.Parse([]string{"--usbmux", usbmux, "--backend", "userspace", "--state-dir", e.state,
+		"--liveness", "200ms"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := api.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = ln.Addr().String()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	go func() { e.done <- runDaemon(ctx, f, ln, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-e.done:
+		case <-time.After(30 * time.Second):
+			t.Error("daemon did not stop")
+		}
+		e.u.Close()
+	})
+	return e
+}
+
+func (e *env) get(path string, hdr map[string]string) (int, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.api+path, nil)
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (e *env) tunnels() map[string][]api.TunnelEntry {
+	e.t.Helper()
+	_, b := e.get("/", nil)
+	var out map[string][]api.TunnelEntry
+	if err := json.Unmarshal(b, &out); err != nil {
+		e.t.Fatalf("GET / %q: %v", b, err)
+	}
+	return out
+}
+
+func (e *env) status() api.Status {
+	e.t.Helper()
+	_, b := e.get(api.StatusPath, nil)
+	var st api.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		e.t.Fatalf("status %q: %v", b, err)
+	}
+	return st
+}
+
+func (e *env) device(udid string) (api.DeviceStatus, bool) {
+	for _, d := range e.status().Devices {
+		if d.UDID == udid {
+			return d, true
+		}
+	}
+	return api.DeviceStatus{}, false
+}
+
+// waitFor polls cond; the bound is a failure bound, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) waitPublished(udids ...string) {
+	e.t.Helper()
+	waitFor(e.t, "publication of "+strings.Join(udids, ","), func() bool {
+		tun := e.tunnels()
+		for _, u := range udids {
+			if len(tun[u]) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// rsdThrough runs an RSD handshake against what GET / advertises for udid.
+func (e *env) rsdThrough(udid string) *rsd.Handshake {
+	e.t.Helper()
+	entry := e.tunnels()[udid][0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, h, err := rsd.Dial(ctx, net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), nil)
+	if err != nil {
+		e.t.Fatalf("RSD at the advertised endpoint: %v", err)
+	}
+	c.Close()
+	return h
+}
+
+func TestDaemonPublishesReachableRSD(t *testing.T) {
+	for _, tcp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unix", true: "tcp"}[tcp], func(t *testing.T) {
+			e := startEnv(t, 1, tcp)
+			d := e.devs[0]
+			e.waitPublished(d.UDID)
+			entry := e.tunnels()[d.UDID][0]
+			if entry.Interface != "usbmux-"+d.UDID+"-USB" || net.ParseIP(entry.Address) == nil || !net.ParseIP(entry.Address).IsLoopback() {
+				t.Fatalf("entry %+v", entry)
+			}
+			h := e.rsdThrough(d.UDID)
+			if h.UDID() != d.UDID || h.UUID != d.UUID {
+				t.Fatalf("handshake from %s, uuid %v", h.UDID(), h.UUID)
+			}
+			// A third-party client reads the services through what GET / advertises.
+			out, err := peertest.Node(t, 90*time.Second, nil, "rsd-discover.mjs", d.UDID, entry.Address, strconv.Itoa(entry.Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var services []struct{ ServiceName, Port string }
+			if err := json.Unmarshal(out, &services); err != nil || len(services) != len(h.Services) {
+				t.Fatalf("appium discoverServices: %d services (%v), want %d", len(services), err, len(h.Services))
+			}
+			st, ok := e.device(d.UDID)
+			if !ok || st.State != "published" || st.IOSVersion != d.ProductVersion || st.MTU == 0 || st.TunnelAddress == "" {
+				t.Fatalf("status %+v", st)
+			}
+		})
+	}
+}
+
+func TestDaemonFollowsPlugAndRebuilds(t *testing.T) {
+	e := startEnv(t, 1, false)
+	d := e.devs[0]
+	e.waitPublished(d.UDID)
+
+	// Killing the device's end of the tunnel makes the daemon build a new one.
+	e.mu.Lock()
+	first := e.sessions[d.UDID][0]
+	e.mu.Unlock()
+	first.Tunnel.Close()
+	waitFor(t, "rebuild", func() bool {
+		e.mu.Lock()
+		n := len(e.sessions[d.UDID])
+		e.mu.Unlock()
+		st, _ := e.device(d.UDID)
+		return n >= 2 && st.State == "published" && st.TunnelAddress != first.Params.ServerAddress.String()
+	})
+	if h := e.rsdThrough(d.UDID); h.UDID() != d.UDID {
+		t.Fatal("rebuilt tunnel does not reach the device")
+	}
+
+	// Unplugging removes the entry; plugging back restores it.
+	e.u.Unplug(d)
+	waitFor(t, "removal", func() bool { _, ok := e.device(d.UDID); return !ok && len(e.tunnels()) == 0 })
+	e.u.Plug(d)
+	e.waitPublished(d.UDID)
+	e.rsdThrough(d.UDID)
+}
+
+func TestDaemonBadInputKeepsOthersServed(t *testing.T) {
+	e := startEnv(t, 0, false)
+	good := sim.NewDevice(profile.Default(), "good", nil)
+	stall := sim.NewDevice(profile.Default(), "stall", nil)
+	badRecord := sim.NewDevice(profile.Default(), "bad-record", nil)
+	// A device that stalls mid-handshake: it never answers the CDTunnel request.
+	stall.SetTunnelOptions(sim.TunnelOptions{Stall: true})
+	// A malformed pair record in iosmux's store.
+	if err := os.MkdirAll(e.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.state, badRecord.UDID+".plist"), []byte("<plist><dict><key>HostID"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A usbmuxd that answers garbage once.
+	e.u.FailNext(sim.FaultGarbage)
+	for _, d := range []*sim.Device{good, stall, badRecord} {
+		e.u.Plug(d)
+	}
+	e.waitPublished(good.UDID)
+	defer func() {
+		if t.Failed() {
+			for _, d := range e.status().Devices {
+				t.Logf("%s %s %q", d.UDID, d.State, d.LastError)
+			}
+		}
+	}()
+	waitFor(t, "errors in the status route", func() bool {
+		s, _ := e.device(stall.UDID)
+		b, _ := e.device(badRecord.UDID)
+		return strings.Contains(s.LastError, "CDTunnel handshake") && strings.Contains(b.LastError, "pair record")
+	})
+	if len(e.tunnels()) != 1 {
+		t.Fatalf("only the good device may be published: %v", e.tunnels())
+	}
+	e.rsdThrough(good.UDID)
+}
+
+func TestDaemonAPIRefusesForeignRequests(t *testing.T) {
+	e := startEnv(t, 1, false)
+	e.waitPublished(e.devs[0].UDID)
+	for _, hdr := range []map[string]string{{"Host": "attacker.example"}, {"Origin": "http://attacker.example"}} {
+		for _, path := range []string{"/shutdown", "/clear_tunnels", "/cancel?udid=" + e.devs[0].UDID} {
+			if code, _ := e.get(path, hdr); code != http.StatusForbidden {
+				t.Fatalf("%v %s: %d", hdr, path, code)
+			}
+		}
+	}
+	select {
+	case err := <-e.done:
+		t.Fatalf("daemon stopped: %v", err)
+	default:
+	}
+	if len(e.tunnels()) != 1 {
+		t.Fatal("a refused request changed the tunnels")
+	}
+	// The real thing: /shutdown stops the daemon.
+	if code, _ := e.get("/shutdown", nil); code != 200 {
+		t.Fatalf("shutdown %d", code)
+	}
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.done <- nil // for Cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon still running after /shutdown")
+	}
+}
+
+func TestManyDevicesBehindOneUsbmuxd(t *testing.T) {
+	e := startEnv(t, 4, true)
+	var udids []string
+	for _, d := range e.devs {
+		udids = append(udids, d.UDID)
+	}
+	e.waitPublished(udids...)
+	for _, u := range udids {
+		if h := e.rsdThrough(u); h.UDID() != u {
+			t.Fatalf("tunnel of %s reaches %s", u, h.UDID())
+		}
+	}
+}

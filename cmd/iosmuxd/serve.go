@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/daemon"
+	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairrecord"
+	"github.com/iosmux/iosmux/sim"
+	"github.com/iosmux/iosmux/sim/profile"
+	"github.com/iosmux/iosmux/tunnel"
+)
+
+// version is reported by the status route.
+const version = "0.1.0-dev"
+
+// serveFlags are the daemon's flags.
+type serveFlags struct {
+	api, usbmux, stateDir, backend, shim, profile string
+	simulate, noPair                              bool
+	devices, mtu, mtuClamp                        int
+	liveness                                      time.Duration
+	log                                           *logFlags
+}
+
+func newServeFlags(fs *flag.FlagSet) *serveFlags {
+	f := &serveFlags{}
+	fs.StringVar(&f.api, "api", api.DefaultAddr, "serve the HTTP API on `ADDR` (loopback only)")
+	fs.StringVar(&f.usbmux, "usbmux", "", "usbmuxd `ADDR`: unix:PATH or tcp:HOST:PORT (default $USBMUXD_SOCKET_ADDRESS, else /var/run/usbmuxd)")
+	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
+	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
+	fs.StringVar(&f.profile, "profile", profile.Default().Name, "with --simulate: device `profile`")
+	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (TUN, needs root), userspace, or auto (kernel when root)")
+	fs.StringVar(&f.shim, "shim", "auto", "advertise loopback shim endpoints: on, off, or auto (on with the userspace backend)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
+	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record stay unpaired")
+	fs.IntVar(&f.mtu, "mtu", tunnel.DefaultRequestMTU, "MTU to request in the CDTunnel handshake")
+	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
+	fs.DurationVar(&f.liveness, "liveness", 5*time.Second, "how often a published tunnel's RSD endpoint is checked")
+	f.log = addLogFlags(fs)
+	return f
+}
+
+// serve runs the daemon until SIGINT, SIGTERM or the API's /shutdown.
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("iosmuxd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := newServeFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage+"\nDaemon flags (iosmuxd [flags]):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "iosmuxd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log := f.log.logger(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ln, err := api.Listen(f.api)
+	if err != nil {
+		log.Error("iosmuxd cannot start", "err", err)
+		return 1
+	}
+	if err := runDaemon(ctx, f, ln, log); err != nil {
+		log.Error("iosmuxd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// runDaemon wires the sources, the opener, the manager and the API served on ln.
+func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Logger) error {
+	defer ln.Close()
+	root := os.Geteuid() == 0
+	var backend tunnel.Backend
+	switch f.backend {
+	case "kernel":
+		backend = tunnel.Kernel{}
+	case "userspace":
+		backend = tunnel.Userspace{}
+	case "auto":
+		if root {
+			backend = tunnel.Kernel{}
+		} else {
+			backend = tunnel.Userspace{}
+			log.Info("not running as root: using the userspace network stack; clients reach devices through loopback shims")
+		}
+	default:
+		return fmt.Errorf("--backend %q: want kernel, userspace or auto", f.backend)
+	}
+	_, userspace := backend.(tunnel.Userspace)
+	shimOn := userspace
+	switch f.shim {
+	case "on":
+		shimOn = true
+	case "off":
+		if userspace {
+			return fmt.Errorf("--shim off needs the kernel backend: a userspace tunnel is reachable only through shims")
+		}
+		shimOn = false
+	case "auto":
+	default:
+		return fmt.Errorf("--shim %q: want on, off or auto", f.shim)
+	}
+	usbmuxAddr := f.usbmux
+	if f.simulate {
+		u, addr, err := startSimulator(ctx, f, log)
+		if err != nil {
+			return err
+		}
+		defer u.Close()
+		usbmuxAddr = addr
+	}
+	mux, err := lockdown.NewMux(usbmuxAddr)
+	if err != nil {
+		return err
+	}
+	stateDir := f.stateDir
+	if stateDir == "" {
+		if stateDir, err = pairrecord.DefaultStoreDir(); err != nil {
+			return err
+		}
+	}
+	store, err := pairrecord.OpenStore(stateDir)
+	if err != nil {
+		return err
+	}
+	src := daemon.UsbmuxSource{Mux: mux}
+	opener := &daemon.CoreDeviceProxy{
+		Muxes: map[string]*lockdown.Mux{src.Name(): mux}, Store: store,
+		Imports: []pairrecord.Source{pairrecord.Libimobiledevice(), pairrecord.Pymobiledevice3()},
+		Pair:    !f.noPair, Backend: backend, RequestMTU: f.mtu, MTUClamp: f.mtuClamp, Log: log,
+	}
+	if f.simulate {
+		opener.Imports = nil // the virtual devices are unknown to the host's other tools
+	}
+	m := daemon.New(daemon.Config{Open: opener.Open, Sources: []daemon.Source{src}, Log: log,
+		Shim: shimOn, LivenessInterval: f.liveness, Version: version})
+	srv := &http.Server{Handler: api.New(m, log), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("iosmuxd serving", "api", "http://"+ln.Addr().String(), "usbmuxd", mux.String(),
+		"backend", map[bool]string{true: "userspace", false: "kernel"}[userspace], "shim", shimOn, "pair_records", store.Dir())
+	err = m.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	log.Info("iosmuxd stopped")
+	return err
+}
+
+// startSimulator runs the virtual iPhones behind a simulated usbmuxd on a private socket.
+func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (*sim.Usbmuxd, string, error) {
+	p, err := profile.ByName(f.profile)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.devices < 1 {
+		return nil, "", fmt.Errorf("--devices %d: want at least 1", f.devices)
+	}
+	dir, err := os.MkdirTemp("", "iosmux-sim-")
+	if err != nil {
+		return nil, "", err
+	}
+	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log.With("component", "sim")})
+	sock := filepath.Join(dir, "usbmuxd")
+	if _, err := u.ListenUnix(sock); err != nil {
+		u.Close()
+		return nil, "", err
+	}
+	for i := range f.devices {
+		seed := ""
+		if i > 0 {
+			seed = fmt.Sprintf("device-%d", i)
+		}
+		d := sim.NewDevice(p, seed, log.With("component", "sim"))
+		u.Plug(d)
+		log.Info("virtual iPhone plugged in", "udid", d.UDID, "product", d.ProductType, "ios", d.ProductVersion)
+	}
+	if f.stateDir == "" {
+		f.stateDir = filepath.Join(dir, "lockdown") // never mix virtual devices into the real store
+	}
+	return u, "unix:" + sock, nil
+}
