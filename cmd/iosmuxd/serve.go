@@ -124,11 +124,11 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	}
 	usbmuxAddr := f.usbmux
 	if f.simulate {
-		u, addr, err := startSimulator(ctx, f, log)
+		addr, cleanup, err := startSimulator(ctx, f, log)
 		if err != nil {
 			return err
 		}
-		defer u.Close()
+		defer cleanup()
 		usbmuxAddr = addr
 	}
 	mux, err := lockdown.NewMux(usbmuxAddr)
@@ -168,24 +168,29 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	return err
 }
 
-// startSimulator runs the virtual iPhones behind a simulated usbmuxd on a private socket.
-func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (*sim.Usbmuxd, string, error) {
+// startSimulator runs the virtual iPhones behind a simulated usbmuxd on a private socket; the
+// returned cleanup stops them and removes the socket and the virtual pair records.
+func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (string, func(), error) {
 	p, err := profile.ByName(f.profile)
 	if err != nil {
-		return nil, "", err
+		return "", nil, err
 	}
 	if f.devices < 1 {
-		return nil, "", fmt.Errorf("--devices %d: want at least 1", f.devices)
+		return "", nil, fmt.Errorf("--devices %d: want at least 1", f.devices)
 	}
 	dir, err := os.MkdirTemp("", "iosmux-sim-")
 	if err != nil {
-		return nil, "", err
+		return "", nil, err
 	}
 	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log.With("component", "sim")})
+	cleanup := func() {
+		u.Close()
+		os.RemoveAll(dir)
+	}
 	sock := filepath.Join(dir, "usbmuxd")
 	if _, err := u.ListenUnix(sock); err != nil {
-		u.Close()
-		return nil, "", err
+		cleanup()
+		return "", nil, err
 	}
 	for i := range f.devices {
 		seed := ""
@@ -199,5 +204,5 @@ func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (*sim.
 	if f.stateDir == "" {
 		f.stateDir = filepath.Join(dir, "lockdown") // never mix virtual devices into the real store
 	}
-	return u, "unix:" + sock, nil
+	return "unix:" + sock, cleanup, nil
 }
