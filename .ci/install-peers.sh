@@ -30,6 +30,7 @@ APT_PACKAGES=(
   libssl-dev
   zlib1g-dev
   ca-certificates
+  curl
 )
 
 # --- Debian packages ---------------------------------------------------------

@@ -309,7 +309,9 @@ func (d *deviceRun) status() api.DeviceStatus {
 	}
 	if d.tun != nil {
 		s.Backend = "kernel"
-		if d.tun.Interface() == "" {
+		if b, ok := d.tun.(interface{ Backend() string }); ok {
+			s.Backend = b.Backend()
+		} else if d.tun.Interface() == "" {
 			s.Backend = "userspace"
 		}
 		s.Interface = d.tun.Interface()

@@ -282,6 +282,11 @@ func TestDaemonBadInputKeepsOthersServed(t *testing.T) {
 		t.Fatalf("only the good device may be published: %v", e.tunnels())
 	}
 	e.rsdThrough(good.UDID)
+	// The usbmuxd's garbage shows as the source's last error; the source recovered.
+	st := e.status()
+	if len(st.Sources) != 1 || st.Sources[0].LastError == "" || st.Sources[0].State != "running" {
+		t.Fatalf("sources %+v", st.Sources)
+	}
 }
 
 func TestDaemonAPIRefusesForeignRequests(t *testing.T) {
@@ -328,5 +333,39 @@ func TestManyDevicesBehindOneUsbmuxd(t *testing.T) {
 		if h := e.rsdThrough(u); h.UDID() != u {
 			t.Fatalf("tunnel of %s reaches %s", u, h.UDID())
 		}
+	}
+}
+
+// TestDaemonHandGivenAddress: a device whose RSD endpoint is given by hand is published behind a
+// shim, with its source and backend in the status route.
+func TestDaemonHandGivenAddress(t *testing.T) {
+	d := sim.NewDevice(profile.Default(), "by-hand", nil)
+	r, err := d.ServeRSD(context.Background(), sim.TCPListen("127.0.0.1"), 0, sim.RSDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := newServeFlags(fs)
+	if err := fs.Parse([]string{"--no-usbmux", "--device", r.Addr().String(), "--backend", "userspace",
+		"--state-dir", t.TempDir(), "--liveness", "200ms"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := api.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runDaemon(ctx, f, ln, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	e := &env{t: t, api: ln.Addr().String()}
+	e.waitPublished(d.UDID)
+	if h := e.rsdThrough(d.UDID); h.UDID() != d.UDID {
+		t.Fatalf("handshake from %s", h.UDID())
+	}
+	st, _ := e.device(d.UDID)
+	if st.Backend != "direct" || st.Source != "address "+r.Addr().String() {
+		t.Fatalf("status %+v", st)
 	}
 }

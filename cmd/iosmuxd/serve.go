@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,7 +31,8 @@ const version = "0.1.0-dev"
 // serveFlags are the daemon's flags.
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile string
-	simulate, noPair                              bool
+	simulate, noPair, noUsbmux                    bool
+	devicesByHand                                 []string
 	devices, mtu, mtuClamp                        int
 	liveness                                      time.Duration
 	log                                           *logFlags
@@ -40,6 +42,14 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	f := &serveFlags{}
 	fs.StringVar(&f.api, "api", api.DefaultAddr, "serve the HTTP API on `ADDR` (loopback only)")
 	fs.StringVar(&f.usbmux, "usbmux", "", "usbmuxd `ADDR`: unix:PATH or tcp:HOST:PORT (default $USBMUXD_SOCKET_ADDRESS, else /var/run/usbmuxd)")
+	fs.Func("device", "a device whose RSD endpoint is already reachable at `IP:PORT` (another tool's tunnel, a USB link-local address); repeatable", func(v string) error {
+		if _, err := netip.ParseAddrPort(v); err != nil {
+			return fmt.Errorf("want IP:PORT ([v6]:port for IPv6): %w", err)
+		}
+		f.devicesByHand = append(f.devicesByHand, v)
+		return nil
+	})
+	fs.BoolVar(&f.noUsbmux, "no-usbmux", false, "do not watch usbmuxd (only --device addresses)")
 	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
 	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
 	fs.StringVar(&f.profile, "profile", profile.Default().Name, "with --simulate: device `profile`")
@@ -146,6 +156,16 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 		return err
 	}
 	src := daemon.UsbmuxSource{Mux: mux}
+	var sources []daemon.Source
+	if !f.noUsbmux || f.simulate {
+		sources = append(sources, src)
+	}
+	if len(f.devicesByHand) > 0 {
+		sources = append(sources, daemon.AddressSource{Addrs: f.devicesByHand})
+	}
+	if len(sources) == 0 {
+		return fmt.Errorf("--no-usbmux without --device: no device source left")
+	}
 	opener := &daemon.CoreDeviceProxy{
 		Muxes: map[string]*lockdown.Mux{src.Name(): mux}, Store: store,
 		Imports: []pairrecord.Source{pairrecord.Libimobiledevice(), pairrecord.Pymobiledevice3()},
@@ -154,7 +174,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	if f.simulate {
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
-	m := daemon.New(daemon.Config{Open: opener.Open, Sources: []daemon.Source{src}, Log: log,
+	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
 		Shim: shimOn, LivenessInterval: f.liveness, Version: version})
 	srv := &http.Server{Handler: api.New(m, log), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iosmux/iosmux/rsd"
+)
+
+// AddressSourcePrefix starts the Source name of a device given by hand.
+const AddressSourcePrefix = "address "
+
+// AddressSource reports devices whose RSD endpoint is already reachable at a hand-given
+// address (another tool's tunnel, a USB link-local endpoint): it learns each UDID from the
+// endpoint's handshake, retrying until the endpoint answers.
+type AddressSource struct {
+	Addrs []string
+	// Retry is the wait between probes of an endpoint that does not answer.
+	Retry time.Duration
+}
+
+// Name names the source.
+func (s AddressSource) Name() string { return "hand-given addresses" }
+
+// Run probes every address and reports it once its handshake names the device.
+func (s AddressSource) Run(ctx context.Context, out chan<- Event) error {
+	retry := s.Retry
+	if retry <= 0 {
+		retry = 5 * time.Second
+	}
+	var wg sync.WaitGroup
+	for _, a := range s.Addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				udid, err := probeRSD(ctx, a)
+				if err == nil {
+					select {
+					case out <- Event{Attached: true, Device: Device{UDID: udid, ConnectionType: "Network", Source: AddressSourcePrefix + a}}:
+					case <-ctx.Done():
+					}
+					return
+				}
+				select {
+				case <-time.After(retry):
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-ctx.Done()
+	return nil
+}
+
+// probeRSD reads the handshake at addr and returns the device's UDID.
+func probeRSD(ctx context.Context, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, StageTimeout)
+	defer cancel()
+	c, h, err := rsd.Dial(ctx, addr, nil)
+	if err != nil {
+		return "", err
+	}
+	c.Close()
+	if h.UDID() == "" {
+		return "", fmt.Errorf("rsd at %s: handshake has no UniqueDeviceID", addr)
+	}
+	return h.UDID(), nil
+}
+
+// OpenAddress "opens" a hand-given device: its RSD endpoint must answer; no tunnel is built.
+func OpenAddress(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
+	addr := strings.TrimPrefix(dev.Source, AddressSourcePrefix)
+	stage("rsd " + addr)
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("address %q: want IP:PORT: %w", addr, err)
+	}
+	t := &directTunnel{addr: ap, done: make(chan struct{})}
+	if err := checkRSD(ctx, t); err != nil {
+		return nil, Info{}, err
+	}
+	return t, Info{}, nil
+}
+
+// Openers picks the opener by the device's source: hand-given addresses are used directly,
+// everything else goes to usbmux.
+func Openers(usbmux Opener) Opener {
+	return func(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
+		if strings.HasPrefix(dev.Source, AddressSourcePrefix) {
+			return OpenAddress(ctx, dev, stage)
+		}
+		return usbmux(ctx, dev, stage)
+	}
+}
+
+// directTunnel is a device reachable without a tunnel of iosmux's own.
+type directTunnel struct {
+	addr netip.AddrPort
+	once sync.Once
+	done chan struct{}
+}
+
+func (t *directTunnel) ServerAddress() netip.Addr { return t.addr.Addr() }
+func (t *directTunnel) RSDPort() int              { return int(t.addr.Port()) }
+func (t *directTunnel) MTU() int                  { return 0 }
+func (t *directTunnel) Interface() string         { return "" }
+func (t *directTunnel) Backend() string           { return "direct" }
+func (t *directTunnel) Done() <-chan struct{}     { return t.done }
+func (t *directTunnel) Err() error                { return nil }
+func (t *directTunnel) Bytes() (uint64, uint64)   { return 0, 0 }
+func (t *directTunnel) Close() error              { t.once.Do(func() { close(t.done) }); return nil }
+func (t *directTunnel) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
