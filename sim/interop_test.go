@@ -64,3 +64,28 @@ func TestAppiumDiscoverServicesLinkLocal(t *testing.T) {
 	defer r.Close()
 	appiumDiscover(t, d, r, []string{"ip", "netns", "exec", l.NS}, l.HostIP+"%"+l.PeerIf, r.Addr().(*net.TCPAddr).Port)
 }
+
+// TestAppiumCoreDeviceInfo: appium-ios-remotexpc's CoreDeviceInfoService calls the simulated
+// com.apple.coredevice.deviceinfo end to end (request envelope, reply on stream 3, output).
+func TestAppiumCoreDeviceInfo(t *testing.T) {
+	d := NewDevice(profile.Default(), "", nil)
+	r, err := d.ServeRSD(context.Background(), TCPListen("127.0.0.1"), 0, RSDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	port, _ := r.Port("com.apple.coredevice.deviceinfo")
+	out, err := peertest.Node(t, 60*time.Second, nil, "coredevice-info.mjs", d.UDID, "127.0.0.1", strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		DeviceInfo map[string]any `json:"deviceInfo"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if got.DeviceInfo["UniqueDeviceID"] != d.UDID || got.DeviceInfo["ProductType"] != d.ProductType {
+		t.Fatalf("deviceInfo %v", got.DeviceInfo)
+	}
+}
