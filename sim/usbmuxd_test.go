@@ -16,6 +16,7 @@ import (
 
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/pairrecord"
+	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
 )
@@ -705,9 +706,11 @@ func TestUsbmuxdCloseWithClients(t *testing.T) {
 }
 
 // TestCoreDeviceProxyOverUsbmuxd walks the iOS 17.4+ bootstrap (lockdown.md §6) through the
-// simulated usbmuxd: pair, session, StartService CoreDeviceProxy, TLS, CDTunnel handshake.
+// simulated usbmuxd: pair, session, StartService CoreDeviceProxy, TLS, CDTunnel handshake, an
+// RSD handshake through the userspace tunnel; then unplugging the device ends the tunnel with
+// an error that says the transport went away.
 func TestCoreDeviceProxyOverUsbmuxd(t *testing.T) {
-	_, devs, path := startUsbmuxd(t, 1)
+	u, devs, path := startUsbmuxd(t, 1)
 	m := newMux(t, path)
 	rec, dev := pairDevice(t, m, devs[0])
 	ctx := testCtx(t)
@@ -715,15 +718,38 @@ func TestCoreDeviceProxyOverUsbmuxd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
 	if !svc.SSL {
+		nc.Close()
 		t.Fatal("CoreDeviceProxy without EnableServiceSSL")
 	}
-	p, err := tunnel.ClientHandshake(ctx, nc, 16000)
+	tun, err := tunnel.Start(ctx, nc, tunnel.Options{RequestMTU: 16000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Validate(); err != nil || p.MTU != 16000 {
-		t.Fatalf("tunnel parameters %+v %v", p, err)
+	defer tun.Close()
+	if p := tun.Params(); p.Validate() != nil || p.MTU != 16000 {
+		t.Fatalf("tunnel parameters %+v", p)
+	}
+	rc, err := tun.DialContext(ctx, "tcp", tun.Params().RSDAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rsd.Client(ctx, rc, rsd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := rsd.ReadHandshake(ctx, c, nil)
+	c.Close()
+	if err != nil || h.UDID() != devs[0].UDID {
+		t.Fatalf("RSD through the tunnel: %v", err)
+	}
+	u.Unplug(devs[0])
+	select {
+	case <-tun.Done():
+		if err := tun.Err(); err == nil || !strings.Contains(err.Error(), "transport") {
+			t.Fatalf("tunnel ended with %v, want a transport error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tunnel still up 30 s after the device was unplugged")
 	}
 }
