@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,6 +99,11 @@ func TestTunneldRoutes(t *testing.T) {
 	code, hdr, body := do(t, h, "GET", "/start-tunnel?udid=ABC", nil)
 	if code != 404 || hdr.Get("Content-Type") != "" || body != `{"error": "something went wrong during tunnel creation"}` {
 		t.Fatalf("start-tunnel failure: %d %q %s", code, hdr.Get("Content-Type"), body)
+	}
+	f.startErr = fmt.Errorf("daemon: %w", ErrNoDevice)
+	code, hdr, body = do(t, h, "GET", "/start-tunnel?udid=ABC", nil)
+	if code != 501 || hdr.Get("Content-Type") != "" || body != `{"error": "task not created"}` {
+		t.Fatalf("start-tunnel unknown device: %d %q %s", code, hdr.Get("Content-Type"), body)
 	}
 	code, _, body = do(t, h, "GET", StatusPath, nil)
 	if code != 200 || !strings.Contains(body, `"state": "published"`) {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -118,7 +119,11 @@ func (s *server) startTunnel(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), startTunnelTimeout)
 	defer cancel()
 	res, err := s.d.StartTunnel(ctx, udid[0], q.Get("connection_type"), q.Get("ip"))
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoDevice):
+		writeBare(w, http.StatusNotImplemented, pyDumps("error", "task not created"))
+		return
+	case err != nil:
 		s.log.Warn("api: start-tunnel failed", "udid", udid[0], "err", err)
 		writeBare(w, http.StatusNotFound, pyDumps("error", "something went wrong during tunnel creation"))
 		return

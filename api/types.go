@@ -3,6 +3,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -61,6 +62,10 @@ type SourceStatus struct {
 	State     string `json:"state"`
 	LastError string `json:"lastError,omitempty"`
 }
+
+// ErrNoDevice is StartTunnel's error for a device no source knows; tunneld answers 501
+// "task not created" then (tunneld-api.md §2.6).
+var ErrNoDevice = errors.New("no such device")
 
 // Daemon is what the API drives.
 type Daemon interface {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -251,7 +250,7 @@ func (m *Manager) Status() api.Status {
 }
 
 // ErrUnknownDevice means no source has reported the UDID.
-var ErrUnknownDevice = errors.New("daemon: no such device")
+var ErrUnknownDevice = fmt.Errorf("daemon: %w", api.ErrNoDevice)
 
 // StartTunnel returns the device's tunnel, waking a cancelled device and waiting for publication.
 func (m *Manager) StartTunnel(ctx context.Context, udid, connectionType, ip string) (api.StartResult, error) {

@@ -231,6 +231,9 @@ func ClientTLSConfig(rec *pairrecord.Record) (*tls.Config, error) {
 		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true, // devices present certificates no host can verify
 		MinVersion:         tls.VersionTLS12,
+		// Full-size records from the first byte: the tunnel writes one IPv6 packet per
+		// record (tunnel.md §6), which Go's slow-start record sizing would split.
+		DynamicRecordSizingDisabled: true,
 	}, nil
 }
 
