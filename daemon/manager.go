@@ -122,14 +122,19 @@ func (m *Manager) Shutdown() { m.once.Do(func() { close(m.shutdown) }) }
 // Stopped is closed when Shutdown was called.
 func (m *Manager) Stopped() <-chan struct{} { return m.shutdown }
 
-func (m *Manager) stopAll() {
+// runs is a snapshot of every device's run.
+func (m *Manager) runs() []*deviceRun {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	runs := make([]*deviceRun, 0, len(m.devices))
 	for _, d := range m.devices {
 		runs = append(runs, d)
 	}
-	m.mu.Unlock()
-	for _, d := range runs {
+	return runs
+}
+
+func (m *Manager) stopAll() {
+	for _, d := range m.runs() {
 		d.stop()
 	}
 	m.wg.Wait()
@@ -285,13 +290,7 @@ func (m *Manager) Cancel(udid string) {
 
 // ClearTunnels cancels every device's tunnel.
 func (m *Manager) ClearTunnels() {
-	m.mu.Lock()
-	runs := make([]*deviceRun, 0, len(m.devices))
-	for _, d := range m.devices {
-		runs = append(runs, d)
-	}
-	m.mu.Unlock()
-	for _, d := range runs {
+	for _, d := range m.runs() {
 		d.pause()
 	}
 }
