@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/accept"
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
 )
@@ -39,15 +40,13 @@ type Shim struct {
 	host string
 	log  *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx   context.Context
+	conns *accept.Group // listeners and both sides of every relayed connection
 
 	mu       sync.Mutex
 	up       *upstream
 	rsdLn    net.Listener
 	services map[string]net.Listener // service name -> local listener, stable for the shim's life
-	conns    map[net.Conn]struct{}
 }
 
 // New listens for the RSD endpoint on host (a loopback address) and returns the shim.
@@ -59,10 +58,9 @@ func New(ctx context.Context, host string, log *slog.Logger) (*Shim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shim: listen for rsd: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s := &Shim{host: host, log: log, ctx: ctx, cancel: cancel, rsdLn: ln,
-		services: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
-	s.accept(ln, s.serveRSD)
+	g := accept.New(ctx, log)
+	s := &Shim{host: host, log: log, ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
+	g.Serve("rsd shim", ln, s.serveRSD)
 	return s, nil
 }
 
@@ -107,7 +105,7 @@ func (s *Shim) SetUpstream(ctx context.Context, dial Dialer, deviceAddr string, 
 		}
 		s.services[svc.Name] = ln
 		name := svc.Name
-		s.accept(ln, func(nc net.Conn) { s.relayService(name, nc) })
+		s.conns.Serve(name+" shim", ln, func(_ context.Context, nc net.Conn) { s.relayService(name, nc) })
 	}
 	s.up = up
 	return h, nil
@@ -117,25 +115,14 @@ func (s *Shim) SetUpstream(ctx context.Context, dial Dialer, deviceAddr string, 
 func (s *Shim) ClearUpstream() {
 	s.mu.Lock()
 	s.up = nil
-	conns := s.conns
-	s.conns = map[net.Conn]struct{}{}
 	s.mu.Unlock()
-	for nc := range conns {
-		nc.Close()
-	}
+	s.conns.CloseConns()
 }
 
 // Close stops every listener and connection.
 func (s *Shim) Close() {
-	s.cancel()
-	s.mu.Lock()
-	s.rsdLn.Close()
-	for _, ln := range s.services {
-		ln.Close()
-	}
-	s.mu.Unlock()
 	s.ClearUpstream()
-	s.wg.Wait()
+	s.conns.Close()
 }
 
 func (s *Shim) current() (*upstream, error) {
@@ -147,48 +134,7 @@ func (s *Shim) current() (*upstream, error) {
 	return s.up, nil
 }
 
-// accept runs h for every connection on ln until the shim closes.
-func (s *Shim) accept(ln net.Listener, h func(net.Conn)) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if !s.track(nc) {
-				nc.Close()
-				continue
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.untrack(nc)
-				h(nc)
-			}()
-		}
-	}()
-}
-
-func (s *Shim) track(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return false
-	}
-	s.conns[nc] = struct{}{}
-	return true
-}
-
-func (s *Shim) untrack(nc net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, nc)
-	s.mu.Unlock()
-	nc.Close()
-}
-
-// dialService opens a connection to one of the device's ports.
+// dialPort opens a connection to one of the device's ports.
 func (u *upstream) dialPort(ctx context.Context, port int) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
@@ -232,11 +178,11 @@ func (s *Shim) relayService(name string, nc net.Conn) {
 		s.log.Warn("shim: dial device service failed", "service", name, "err", err)
 		return
 	}
-	if !s.track(dc) {
+	if !s.conns.Track(dc) {
 		dc.Close()
 		return
 	}
-	defer s.untrack(dc)
+	defer s.conns.Untrack(dc)
 	pipe(nc, dc)
 }
 
@@ -288,7 +234,7 @@ func (s *Shim) rewriteHandshake(h *rsd.Handshake) *xpc.Dict {
 
 // serveRSD answers a local RSD client with the device's handshake (ports rewritten) and then
 // relays messages both ways on the same streams with the same ids.
-func (s *Shim) serveRSD(nc net.Conn) {
+func (s *Shim) serveRSD(_ context.Context, nc net.Conn) {
 	up, err := s.current()
 	if err != nil {
 		s.log.Debug("shim: refusing rsd connection", "err", err)

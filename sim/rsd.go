@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/accept"
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/xpc"
@@ -49,7 +50,7 @@ type RSD struct {
 	handshake *xpc.Dict
 	ports     map[string]int
 	names     []string
-	acc       *acceptor
+	acc       *accept.Group
 }
 
 // Addr is the RSD endpoint's address.
@@ -62,11 +63,11 @@ func (r *RSD) Port(service string) (int, bool) { p, ok := r.ports[service]; retu
 func (r *RSD) Handshake() *xpc.Dict { return r.handshake }
 
 // Close stops the endpoint, its services and their connections.
-func (r *RSD) Close() { r.acc.close() }
+func (r *RSD) Close() { r.acc.Close() }
 
 // ServeRSD serves the RSD endpoint on port and every listed service on a fresh port.
 func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSDOptions) (*RSD, error) {
-	r := &RSD{ports: map[string]int{}, acc: newAcceptor(ctx, d.Log)}
+	r := &RSD{ports: map[string]int{}, acc: accept.New(ctx, d.Log)}
 	services := d.Services()
 	if opts.Untrusted {
 		services = d.UntrustedServices()
@@ -87,7 +88,7 @@ func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSD
 		r.ports[s.Name] = p
 		r.names = append(r.names, s.Name)
 		entries.Entries = append(entries.Entries, xpc.Entry{Key: s.Name, Value: toXPC(s.Entry(p))})
-		r.acc.serve(s.Name, ln, d.serviceHandler(s, opts))
+		r.acc.Serve(s.Name, ln, d.serviceHandler(s, opts))
 	}
 	r.handshake = xpc.NewDict(
 		"MessageType", "Handshake",
@@ -102,7 +103,7 @@ func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSD
 		return nil, fmt.Errorf("sim: rsd: listen: %w", err)
 	}
 	r.addr = ln.Addr()
-	r.acc.serve("rsd", ln, func(ctx context.Context, nc net.Conn) { d.serveRSDConn(ctx, nc, r.handshake, opts) })
+	r.acc.Serve("rsd", ln, func(ctx context.Context, nc net.Conn) { d.serveRSDConn(ctx, nc, r.handshake, opts) })
 	d.Log.Info("rsd serving", "addr", r.addr.String(), "services", len(services))
 	return r, nil
 }
@@ -139,7 +140,7 @@ func discard(ctx context.Context, c *rsd.Conn) {
 }
 
 // serviceHandler picks what serves a listed service.
-func (d *Device) serviceHandler(s profile.Service, opts RSDOptions) handler {
+func (d *Device) serviceHandler(s profile.Service, opts RSDOptions) accept.Handler {
 	switch s.Name {
 	case "com.apple.mobile.lockdown.remote.trusted":
 		return func(ctx context.Context, nc net.Conn) { d.serveRemoteLockdown(ctx, nc, true) }

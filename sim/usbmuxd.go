@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/accept"
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/pairrecord"
 )
@@ -62,7 +63,7 @@ type UsbmuxdOptions struct {
 type Usbmuxd struct {
 	opts UsbmuxdOptions
 	log  *slog.Logger
-	acc  *acceptor
+	acc  *accept.Group
 
 	mu        sync.Mutex
 	nextID    uint32
@@ -94,7 +95,7 @@ func NewUsbmuxd(ctx context.Context, opts UsbmuxdOptions) *Usbmuxd {
 	return &Usbmuxd{
 		opts:      opts,
 		log:       log,
-		acc:       newAcceptor(ctx, log),
+		acc:       accept.New(ctx, log),
 		nextID:    1,
 		devices:   map[uint32]*muxDevice{},
 		listeners: map[*muxListener]struct{}{},
@@ -134,7 +135,7 @@ func (u *Usbmuxd) Serve(ln net.Listener) {
 	u.mu.Lock()
 	u.addrs = append(u.addrs, ln.Addr())
 	u.mu.Unlock()
-	u.acc.serve("usbmuxd", ln, u.serveConn)
+	u.acc.Serve("usbmuxd", ln, u.serveConn)
 	u.log.Info("usbmuxd serving", "addr", ln.Addr().String())
 }
 
@@ -157,7 +158,7 @@ func (u *Usbmuxd) SocketAddress() string {
 func (u *Usbmuxd) BUID() string { return u.opts.BUID }
 
 // Close stops every listener and connection and waits for them.
-func (u *Usbmuxd) Close() { u.acc.close() }
+func (u *Usbmuxd) Close() { u.acc.Close() }
 
 // Plug attaches d and returns its DeviceID; Listen clients get an Attached event. Plugging a
 // device that is already attached returns its current DeviceID.
