@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"golang.zx2c4.com/wireguard/tun"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 )
 
 // Backend makes the host end of a tunnel: the tun.Device the pump reads and writes.
@@ -33,14 +32,12 @@ func (Userspace) Create(p *Params, mtu int) (tun.Device, error) {
 	return NewUserspace(p.ClientAddress, mtu)
 }
 
-// UserspaceDevice is a tun.Device backed by wireguard's tun/netstack (gVisor). Net is the
-// stack: dial and listen on it to reach the other end of the tunnel.
+// UserspaceDevice is a tun.Device backed by a gVisor IPv6 stack. Net is the stack: dial and
+// listen on it to reach the other end of the tunnel.
 type UserspaceDevice struct {
 	tun.Device
-	Net   *netstack.Net
-	addr  netip.Addr
-	close sync.Once
-	err   error
+	Net  *Stack
+	addr netip.Addr
 }
 
 // NewUserspace makes a gVisor stack with one address and link MTU mtu. The package sim uses it
@@ -52,27 +49,19 @@ func NewUserspace(addr netip.Addr, mtu int) (*UserspaceDevice, error) {
 	if mtu < MinMTU || mtu > 0xffff {
 		return nil, fmt.Errorf("tunnel: userspace stack: mtu %d outside [%d, 65535]", mtu, MinMTU)
 	}
-	dev, tnet, err := netstack.CreateNetTUN([]netip.Addr{addr}, nil, mtu)
+	dev, err := newGvisorTUN(addr, mtu)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: userspace stack: %w", err)
 	}
-	return &UserspaceDevice{Device: dev, Net: tnet, addr: addr}, nil
+	return &UserspaceDevice{Device: dev, Net: dev.st, addr: addr}, nil
 }
 
 // Addr is the stack's address.
 func (u *UserspaceDevice) Addr() netip.Addr { return u.addr }
 
-// DialContext connects through the stack ("tcp", "tcp6", "udp", "udp6", "ping6"; IP literals).
+// DialContext connects through the stack ("tcp", "tcp6", "udp", "udp6"; IPv6 literals).
 func (u *UserspaceDevice) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return u.Net.DialContext(ctx, network, address)
-}
-
-// Close tears the stack down; it is safe to call more than once (netstack's own Close is not).
-// While it runs, someone must keep calling Read until it fails: netstack hands outbound packets
-// over an unbuffered channel, and a Tunnel's pump does exactly that.
-func (u *UserspaceDevice) Close() error {
-	u.close.Do(func() { u.err = u.Device.Close() })
-	return u.err
 }
 
 // Kernel is the backend with a kernel TUN interface (Linux: /dev/net/tun with IFF_NO_PI, via
