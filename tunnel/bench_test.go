@@ -139,25 +139,12 @@ func tlsWrap(b *testing.B, hc, dc net.Conn) (net.Conn, net.Conn) {
 // pairOver is newPair on given transport ends.
 func pairOver(b *testing.B, hc, dc net.Conn, hostOpts Options) *pair {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
-	defer cancel()
-	type res struct {
-		t   *Tunnel
-		s   *UserspaceDevice
-		err error
+	p, err := startPair(hc, dc, hostOpts, Options{})
+	if err != nil {
+		b.Fatal(err)
 	}
-	ch := make(chan res, 1)
-	go func() {
-		dt, s, err := deviceSide(ctx, dc, 16000, Options{})
-		ch <- res{dt, s, err}
-	}()
-	ht, err := Start(ctx, hc, hostOpts)
-	d := <-ch
-	if err != nil || d.err != nil {
-		b.Fatalf("host: %v; device: %v", err, d.err)
-	}
-	b.Cleanup(func() { ht.Close(); d.t.Close() })
-	return &pair{host: ht, dev: d.t, devStack: d.s, params: ht.Params()}
+	b.Cleanup(func() { p.host.Close(); p.dev.Close() })
+	return p
 }
 
 // BenchmarkBulk: bulk TCP through a tunnel, host → device ("up") and device → host ("down"),

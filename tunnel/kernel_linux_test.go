@@ -17,31 +17,8 @@ import (
 
 // startKernelPair is newPair with the host on a kernel TUN; it must run inside InNetNS.
 func startKernelPair(hc, dc net.Conn, hostOpts, devOpts Options) (*pair, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
-	defer cancel()
-	type res struct {
-		t   *Tunnel
-		s   *UserspaceDevice
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		dt, s, err := deviceSide(ctx, dc, 16000, devOpts)
-		ch <- res{dt, s, err}
-	}()
 	hostOpts.Backend = Kernel{}
-	ht, err := Start(ctx, hc, hostOpts)
-	d := <-ch
-	if err != nil || d.err != nil {
-		if ht != nil {
-			ht.Close()
-		}
-		if d.t != nil {
-			d.t.Close()
-		}
-		return nil, fmt.Errorf("host: %v; device: %v", err, d.err)
-	}
-	return &pair{host: ht, dev: d.t, devStack: d.s, params: ht.Params()}, nil
+	return startPair(hc, dc, hostOpts, devOpts)
 }
 
 // hostRoute reports whether this thread's namespace routes dst/128 to iface.

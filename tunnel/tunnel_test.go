@@ -82,6 +82,19 @@ func deviceSide(ctx context.Context, conn net.Conn, limit int, opts Options) (*T
 func newPair(t testing.TB, hostOpts, devOpts Options) *pair {
 	t.Helper()
 	hc, dc := tcpPair(t)
+	p, err := startPair(hc, dc, hostOpts, devOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.host.Close()
+		p.dev.Close()
+	})
+	return p
+}
+
+// startPair runs the device side on dc and Start on hc; on failure both are closed.
+func startPair(hc, dc net.Conn, hostOpts, devOpts Options) (*pair, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
 	defer cancel()
 	type res struct {
@@ -97,16 +110,15 @@ func newPair(t testing.TB, hostOpts, devOpts Options) *pair {
 	ht, err := Start(ctx, hc, hostOpts)
 	d := <-ch
 	if err != nil || d.err != nil {
+		if ht != nil {
+			ht.Close()
+		}
 		if d.t != nil {
 			d.t.Close()
 		}
-		t.Fatalf("host: %v; device: %v", err, d.err)
+		return nil, fmt.Errorf("host: %v; device: %v", err, d.err)
 	}
-	t.Cleanup(func() {
-		ht.Close()
-		d.t.Close()
-	})
-	return &pair{host: ht, dev: d.t, devStack: d.s, params: ht.Params()}
+	return &pair{host: ht, dev: d.t, devStack: d.s, params: ht.Params()}, nil
 }
 
 // listenDevice accepts one TCP connection on the device's stack.
