@@ -213,11 +213,7 @@ func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (strin
 		return "", nil, err
 	}
 	for i := range f.devices {
-		seed := ""
-		if i > 0 {
-			seed = fmt.Sprintf("device-%d", i)
-		}
-		d := sim.NewDevice(p, seed, log.With("component", "sim"))
+		d := sim.NewDevice(p, simSeed(i, ""), log.With("component", "sim"))
 		u.Plug(d)
 		log.Info("virtual iPhone plugged in", "udid", d.UDID, "product", d.ProductType, "ios", d.ProductVersion)
 	}

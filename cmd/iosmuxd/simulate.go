@@ -72,11 +72,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	newDevice := func(i int) *sim.Device {
-		seed := *udid
-		if i > 0 {
-			seed = fmt.Sprintf("device-%d", i)
-		}
-		d := sim.NewDevice(p, seed, log)
+		d := sim.NewDevice(p, simSeed(i, *udid), log)
 		d.SetTrust(mode)
 		if *drop {
 			d.SetTunnelOptions(sim.TunnelOptions{DropAbove: tunnel.CoreDeviceProxyDropAbove})
@@ -110,6 +106,15 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	log.Info("stopping simulator")
 	return 0
+}
+
+// simSeed is the identity seed of the i-th virtual phone: first (a UDID, or "" for the
+// profile's canonical identity) for the first, a derived identity for the others.
+func simSeed(i int, first string) string {
+	if i == 0 {
+		return first
+	}
+	return fmt.Sprintf("device-%d", i)
 }
 
 // simulateRSD serves one device's RSD endpoint directly on addr.
