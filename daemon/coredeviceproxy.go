@@ -75,6 +75,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	var info Info
 	info.ProductType, _ = lc.GetString(sctx, "", "ProductType")
 	info.ProductVersion, _ = lc.GetString(sctx, "", "ProductVersion")
+	info.UDID, _ = lc.GetString(sctx, "", "UniqueDeviceID")
 	stage("StartService " + CoreDeviceProxyService)
 	svc, err := lc.StartService(sctx, CoreDeviceProxyService, nil)
 	if err != nil {

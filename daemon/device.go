@@ -175,7 +175,10 @@ func (d *deviceRun) openAndServe() error {
 		return err
 	}
 	d.mu.Lock()
-	d.tun, d.info, d.stage = t, info, ""
+	d.tun, d.stage = t, ""
+	if info != (Info{}) {
+		d.info = info // keep what an earlier build learned when this one learned nothing
+	}
 	d.setStateLocked(StatePublished)
 	d.mu.Unlock()
 	log.Info("tunnel published", "address", t.ServerAddress(), "rsd_port", t.RSDPort(), "interface", t.Interface())
@@ -254,6 +257,17 @@ func (d *deviceRun) watch(t Tunnel) error {
 	}
 }
 
+// publicUDID is the UDID clients see: lockdown's UniqueDeviceID once known (usbmuxd may
+// report it without its dash), else the source's.
+func (d *deviceRun) publicUDID() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.info.UDID != "" {
+		return d.info.UDID
+	}
+	return d.dev.UDID
+}
+
 // entry is the device's GET / entry, when published.
 func (d *deviceRun) entry() (api.TunnelEntry, bool) {
 	d.mu.Lock()
@@ -300,7 +314,11 @@ func (d *deviceRun) startResult() (api.StartResult, bool) {
 func (d *deviceRun) status() api.DeviceStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := api.DeviceStatus{UDID: d.dev.UDID, State: d.state, ConnectionType: d.dev.ConnectionType,
+	udid := d.dev.UDID
+	if d.info.UDID != "" {
+		udid = d.info.UDID
+	}
+	s := api.DeviceStatus{UDID: udid, State: d.state, ConnectionType: d.dev.ConnectionType,
 		Source: d.dev.Source, ProductType: d.info.ProductType, IOSVersion: d.info.ProductVersion,
 		Since: d.since, UptimeSeconds: time.Since(d.since).Seconds(), Attempts: d.attempts,
 		LastError: d.lastErr, LastErrorAt: d.lastErrAt}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/rsd"
 )
 
@@ -231,8 +232,9 @@ func (m *Manager) Tunnels() map[string][]api.TunnelEntry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string][]api.TunnelEntry{}
-	for udid, d := range m.devices {
+	for _, d := range m.devices {
 		if e, ok := d.entry(); ok {
+			udid := d.publicUDID()
 			out[udid] = append(out[udid], e)
 		}
 	}
@@ -259,9 +261,7 @@ var ErrUnknownDevice = fmt.Errorf("daemon: %w", api.ErrNoDevice)
 
 // StartTunnel returns the device's tunnel, waking a cancelled device and waiting for publication.
 func (m *Manager) StartTunnel(ctx context.Context, udid, connectionType, ip string) (api.StartResult, error) {
-	m.mu.Lock()
-	d := m.devices[udid]
-	m.mu.Unlock()
+	d := m.find(udid)
 	if d == nil {
 		return api.StartResult{}, fmt.Errorf("%w: %s", ErrUnknownDevice, udid)
 	}
@@ -280,12 +280,25 @@ func (m *Manager) StartTunnel(ctx context.Context, udid, connectionType, ip stri
 
 // Cancel tears down a device's tunnel; it stays down until re-attached or started again.
 func (m *Manager) Cancel(udid string) {
-	m.mu.Lock()
-	d := m.devices[udid]
-	m.mu.Unlock()
-	if d != nil {
+	if d := m.find(udid); d != nil {
 		d.pause()
 	}
+}
+
+// find looks a device up by the UDID its source reported or the one lockdown reported, with
+// or without the dash Linux usbmuxd may drop (lockdown.md §2.4).
+func (m *Manager) find(udid string) *deviceRun {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d := m.devices[udid]; d != nil {
+		return d
+	}
+	for _, d := range m.devices {
+		if lockdown.SameUDID(d.dev.UDID, udid) || lockdown.SameUDID(d.publicUDID(), udid) {
+			return d
+		}
+	}
+	return nil
 }
 
 // ClearTunnels cancels every device's tunnel.

@@ -49,6 +49,8 @@ type Tunnel interface {
 
 // Info is what opening a tunnel learned about the device.
 type Info struct {
+	// UDID is lockdown's UniqueDeviceID, the form clients expect.
+	UDID           string
 	ProductType    string
 	ProductVersion string
 }

@@ -40,13 +40,13 @@ type env struct {
 
 // startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the
 // daemon against it with the userspace backend and shims.
-func startEnv(t *testing.T, n int, tcp bool) *env {
+func startEnv(t *testing.T, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, cancel: cancel, done: make(chan error, 1), state: filepath.Join(dir, "state"),
 		sessions: map[string][]*sim.TunnelSession{}}
-	e.u = sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{})
+	e.u = sim.NewUsbmuxd(ctx, append(opts, sim.UsbmuxdOptions{})[0])
 	var usbmux string
 	if tcp {
 		a, err := e.u.ListenTCP("127.0.0.1:0")
@@ -368,4 +368,24 @@ func TestDaemonHandGivenAddress(t *testing.T) {
 	if st.Backend != "direct" || st.Source != "address "+r.Addr().String() {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+// TestDaemonDashlessSerial: when usbmuxd reports the UDID without its dash (Linux), GET / is
+// keyed by lockdown's UniqueDeviceID, and the API finds the device by either form.
+func TestDaemonDashlessSerial(t *testing.T) {
+	e := startEnv(t, 1, false, sim.UsbmuxdOptions{DashlessSerial: true})
+	d := e.devs[0]
+	e.waitPublished(d.UDID)
+	dashless := strings.ReplaceAll(d.UDID, "-", "")
+	if st, _ := e.device(d.UDID); !strings.Contains(st.Source, "usbmuxd") {
+		t.Fatalf("status %+v", st)
+	}
+	if code, _ := e.get("/cancel?udid="+dashless, nil); code != 200 {
+		t.Fatalf("cancel %d", code)
+	}
+	waitFor(t, "cancel by the dashless UDID", func() bool { return len(e.tunnels()) == 0 })
+	if code, body := e.get("/start-tunnel?udid="+dashless, nil); code != 200 {
+		t.Fatalf("start-tunnel %d %s", code, body)
+	}
+	e.waitPublished(d.UDID)
 }
