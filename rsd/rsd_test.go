@@ -300,3 +300,89 @@ func unhex(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestServerAcceptsEveryClientOrder sends the setup frames in the orders of remotexpc.md §7.1
+// (devicectl/pmd3/appium, idevice, Frida), all at once without waiting, plus appium's
+// unsolicited SETTINGS ACK, and expects the stream-3 HEADER and the Handshake each time.
+func TestServerAcceptsEveryClientOrder(t *testing.T) {
+	const (
+		h1    = "000000010400000001"
+		h3    = "000000010400000003"
+		d1    = "00002c000000000001" + "920bb02901000000140000000000000000000000000000004237134205000000" + "00f000000400000000000000"
+		ping  = "000018000000000001" + "920bb02901020000" + "00000000000000000000000000000000"
+		open3 = "000018000000000003" + "920bb02901004000" + "00000000000000000000000000000000"
+		ack   = "000000040100000000"
+	)
+	orders := map[string][]string{
+		"devicectl": {h1, d1, h3, ping, open3},
+		"idevice":   {h1, d1, h3, open3, ping},
+		"frida":     {h1, d1, ping, h3, open3},
+		"appium":    {h1, d1, h3, ping, open3, ack},
+	}
+	for name, order := range orders {
+		t.Run(name, func(t *testing.T) {
+			ln, _ := net.Listen("tcp", "127.0.0.1:0")
+			defer ln.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			go func() {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				srv, err := Server(ctx, nc, Options{})
+				if err != nil {
+					return
+				}
+				drain(srv)
+				ServeHandshake(ctx, srv, testHandshake(), true)
+				<-ctx.Done()
+				srv.Close()
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			all := "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a" + "00000c040000000000000300000064000400100000" + "00000408000000000000" + "0f0001"
+			for _, f := range order {
+				all += f
+			}
+			nc.Write(unhex(t, all))
+			fr := http2.NewFramer(nc, nc)
+			bufs := map[uint32][]byte{}
+			var gotReplyHeader, gotHandshake bool
+			for !gotReplyHeader || !gotHandshake {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("reply header %v, handshake %v: %v", gotReplyHeader, gotHandshake, err)
+				}
+				df, ok := f.(*http2.DataFrame)
+				if !ok {
+					continue
+				}
+				bufs[df.StreamID] = append(bufs[df.StreamID], df.Data()...)
+				for b := bufs[df.StreamID]; len(b) >= 24; b = bufs[df.StreamID] {
+					h, err := xpc.ParseHeader(b)
+					if err != nil || len(b) < h.Size() {
+						break
+					}
+					m, err := xpc.DecodeMessage(b[:h.Size()])
+					if err != nil {
+						t.Fatal(err)
+					}
+					bufs[df.StreamID] = b[h.Size():]
+					if df.StreamID == ReplyChannel && m.Flags.Has(xpc.FlagOpensReplyChannel) {
+						gotReplyHeader = true
+					}
+					if d, ok := m.Body.(*xpc.Dict); ok && df.StreamID == RootChannel {
+						if _, err := ParseHandshake(d); err == nil {
+							gotHandshake = true
+						}
+					}
+				}
+			}
+		})
+	}
+}
