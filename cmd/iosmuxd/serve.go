@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -53,7 +54,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
 	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
 	fs.StringVar(&f.profile, "profile", profile.Default().Name, "with --simulate: device `profile`")
-	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (TUN, needs root), userspace, or auto (kernel when root)")
+	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (TUN, needs root; Linux only for now), userspace, or auto (kernel when root on Linux)")
 	fs.StringVar(&f.shim, "shim", "auto", "advertise loopback shim endpoints: on, off, or auto (on with the userspace backend)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
 	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record stay unpaired")
@@ -109,11 +110,15 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	case "userspace":
 		backend = tunnel.Userspace{}
 	case "auto":
-		if root {
+		switch {
+		case root && runtime.GOOS == "linux":
 			backend = tunnel.Kernel{}
-		} else {
+		case !root:
 			backend = tunnel.Userspace{}
 			log.Info("not running as root: using the userspace network stack; clients reach devices through loopback shims")
+		default:
+			backend = tunnel.Userspace{}
+			log.Info("no kernel TUN support on this system yet: using the userspace network stack; clients reach devices through loopback shims", "os", runtime.GOOS)
 		}
 	default:
 		return fmt.Errorf("--backend %q: want kernel, userspace or auto", f.backend)
