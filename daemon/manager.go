@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,6 +255,8 @@ func (m *Manager) Status() api.Status {
 	for _, s := range m.sources {
 		st.Sources = append(st.Sources, *s)
 	}
+	slices.SortFunc(st.Devices, func(a, b api.DeviceStatus) int { return strings.Compare(a.UDID, b.UDID) })
+	slices.SortFunc(st.Sources, func(a, b api.SourceStatus) int { return strings.Compare(a.Name, b.Name) })
 	return st
 }
 
