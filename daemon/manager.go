@@ -210,13 +210,18 @@ func (m *Manager) handle(ev Event) {
 		m.mu.Unlock()
 		if d != nil {
 			m.cfg.Log.Info("device detached", "udid", udid)
-			d.stop()
+			d.cancel() // its run tears down on its own; events keep flowing meanwhile
 		}
 		return
 	}
 	if d != nil {
-		m.mu.Unlock()
-		return // one tunnel per device, whichever source saw it first
+		if d.dev.Source != ev.Device.Source || d.dev.DeviceID == ev.Device.DeviceID {
+			m.mu.Unlock()
+			return // one tunnel per device, whichever source saw it first
+		}
+		// Re-plugged with a new usbmuxd id while its Detached was missed: start over.
+		m.cfg.Log.Info("device re-attached with a new id", "udid", udid, "old_id", d.dev.DeviceID, "id", ev.Device.DeviceID)
+		d.cancel()
 	}
 	d = newDeviceRun(m, ev.Device)
 	m.devices[udid] = d

@@ -184,3 +184,22 @@ func TestStartTunnelUnknownDevice(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestReattachWithNewIDStartsOver(t *testing.T) {
+	f := newFixture(t)
+	f.src.ev <- Event{Attached: true, Device: Device{UDID: udid, DeviceID: 1, Source: "test"}}
+	waitFor(t, "publication", func() bool { return len(f.m.Tunnels()[udid]) == 1 })
+	opens := f.opens.Load()
+	// A missed Detached: the same device shows up again under a new usbmuxd id.
+	f.src.ev <- Event{Attached: true, Device: Device{UDID: udid, DeviceID: 2, Source: "test"}}
+	waitFor(t, "a new run for the new id", func() bool {
+		return f.opens.Load() > opens && len(f.m.Tunnels()[udid]) == 1
+	})
+	// The old id's Detached no longer removes the device.
+	f.src.ev <- Event{Attached: false, Device: Device{UDID: udid, DeviceID: 1, Source: "test"}}
+	f.src.ev <- Event{Attached: true, Device: Device{UDID: "other", DeviceID: 3, Source: "test"}}
+	waitFor(t, "the next event", func() bool { return len(f.m.Status().Devices) == 2 })
+	if len(f.m.Tunnels()[udid]) != 1 {
+		t.Fatal("a stale Detached removed the device")
+	}
+}
