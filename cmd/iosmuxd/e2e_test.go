@@ -42,11 +42,17 @@ type env struct {
 // daemon against it with the userspace backend and shims.
 func startEnv(t *testing.T, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
 	t.Helper()
+	return startEnvHook(t, n, tcp, append(opts, sim.UsbmuxdOptions{})[0], nil)
+}
+
+// startEnvHook is startEnv with usbmuxd options and a hook run before the daemon starts.
+func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, beforeDaemon func(*env)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, cancel: cancel, done: make(chan error, 1), state: filepath.Join(dir, "state"),
 		sessions: map[string][]*sim.TunnelSession{}}
-	e.u = sim.NewUsbmuxd(ctx, append(opts, sim.UsbmuxdOptions{})[0])
+	e.u = sim.NewUsbmuxd(ctx, muxOpts)
 	var usbmux string
 	if tcp {
 		a, err := e.u.ListenTCP("127.0.0.1:0")
@@ -70,6 +76,9 @@ func startEnv(t *testing.T, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
 		}})
 		e.devs = append(e.devs, d)
 		e.u.Plug(d)
+	}
+	if beforeDaemon != nil {
+		beforeDaemon(e)
 	}
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	f := newServeFlags(fs)
@@ -247,24 +256,25 @@ func TestDaemonFollowsPlugAndRebuilds(t *testing.T) {
 }
 
 func TestDaemonBadInputKeepsOthersServed(t *testing.T) {
-	e := startEnv(t, 0, false)
 	good := sim.NewDevice(profile.Default(), "good", nil)
 	stall := sim.NewDevice(profile.Default(), "stall", nil)
 	badRecord := sim.NewDevice(profile.Default(), "bad-record", nil)
 	// A device that stalls mid-handshake: it never answers the CDTunnel request.
 	stall.SetTunnelOptions(sim.TunnelOptions{Stall: true})
-	// A malformed pair record in iosmux's store.
-	if err := os.MkdirAll(e.state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(e.state, badRecord.UDID+".plist"), []byte("<plist><dict><key>HostID"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A usbmuxd that answers garbage once.
-	e.u.FailNext(sim.FaultGarbage)
-	for _, d := range []*sim.Device{good, stall, badRecord} {
-		e.u.Plug(d)
-	}
+	e := startEnvHook(t, 0, false, sim.UsbmuxdOptions{}, func(e *env) {
+		// A malformed pair record in iosmux's store.
+		if err := os.MkdirAll(e.state, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.state, badRecord.UDID+".plist"), []byte("<plist><dict><key>HostID"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A usbmuxd that answers the daemon's first connection, its Listen, with garbage.
+		e.u.FailNext(sim.FaultGarbage)
+		for _, d := range []*sim.Device{good, stall, badRecord} {
+			e.u.Plug(d)
+		}
+	})
 	e.waitPublished(good.UDID)
 	defer func() {
 		if t.Failed() {
