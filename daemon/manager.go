@@ -146,6 +146,7 @@ func (m *Manager) stopAll() {
 // runSource runs one source, restarting it after failures until the manager stops.
 func (m *Manager) runSource(s Source, events chan<- Event) {
 	defer m.wg.Done()
+	last := ""
 	for m.ctx.Err() == nil {
 		m.setSource(s.Name(), "running", "")
 		err := s.Run(m.ctx, events)
@@ -156,7 +157,13 @@ func (m *Manager) runSource(s Source, events chan<- Event) {
 		if err != nil {
 			msg = err.Error()
 		}
-		m.cfg.Log.Warn("device source failed; retrying", "source", s.Name(), "err", msg, "retry", m.cfg.SourceRetry)
+		// Say it once; a usbmuxd that is simply not there would otherwise fill the log.
+		logf := m.cfg.Log.Warn
+		if msg == last {
+			logf = m.cfg.Log.Debug
+		}
+		last = msg
+		logf("device source failed; retrying", "source", s.Name(), "err", msg, "retry", m.cfg.SourceRetry)
 		m.setSource(s.Name(), "retrying", msg)
 		// A source that ended knows nothing about its devices any more.
 		m.detachSource(s.Name())
