@@ -19,7 +19,7 @@ func (s UsbmuxSource) Name() string { return "usbmuxd " + s.Mux.String() }
 func (s UsbmuxSource) Run(ctx context.Context, out chan<- Event) error {
 	l, err := s.Mux.Listen(ctx)
 	if err != nil {
-		return fmt.Errorf("usbmuxd Listen: %w", err)
+		return err // it names usbmuxd, Listen and the address
 	}
 	defer l.Close()
 	ids := map[uint32]string{} // DeviceID -> UDID, for Detached events that carry only the id
@@ -51,7 +51,7 @@ func (s UsbmuxSource) Run(ctx context.Context, out chan<- Event) error {
 		return nil
 	}
 	if err := l.Err(); err != nil {
-		return fmt.Errorf("usbmuxd Listen: %w", err)
+		return err
 	}
 	return fmt.Errorf("usbmuxd Listen: connection closed")
 }
