@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,14 +179,32 @@ func TestTransferLargerThanWindow(t *testing.T) {
 	}
 }
 
-// TestServerAcceptsCDSBytes drives the server with the exact client bytes of remotexpc.md §7.1,
-// in go-ios's wait-for-each-reply order, and checks what it sends back.
-func TestServerAcceptsCDSBytes(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
+// Client setup frames of remotexpc.md §7.1, in hex.
+const (
+	prefaceHex  = "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a"
+	settingsHex = "00000c040000000000" + "000300000064" + "000400100000"
+	windowHex   = "000004080000000000" + "000f0001"
+	h1Hex       = "000000010400000001"
+	h3Hex       = "000000010400000003"
+	d1Hex       = "00002c000000000001" + "920bb02901000000140000000000000000000000000000004237134205000000" + "00f000000400000000000000"
+	pingHex     = "000018000000000001" + "920bb02901020000" + "00000000000000000000000000000000"
+	open3Hex    = "000018000000000003" + "920bb02901004000" + "00000000000000000000000000000000"
+	ackHex      = "000000040100000000"
+)
+
+// rawClient dials a Server that serves testHandshake and returns the raw socket and a reader
+// of the messages the server sends; the test writes the client's frames by hand.
+func rawClient(t *testing.T) (net.Conn, *msgReader) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); ln.Close(); <-done })
 	go func() {
+		defer close(done)
 		nc, err := ln.Accept()
 		if err != nil {
 			return
@@ -198,75 +217,85 @@ func TestServerAcceptsCDSBytes(t *testing.T) {
 		ServeHandshake(ctx, srv, testHandshake(), true)
 		<-ctx.Done()
 		srv.Close()
+		<-srv.Done()
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	hexes := []string{
-		"505249202a20485454502f322e300d0a0d0a534d0d0a0d0a",
-		"00000c040000000000" + "000300000064" + "000400100000",
-		"000004080000000000" + "000f0001",
-	}
-	for _, h := range hexes {
-		nc.Write(unhex(t, h))
-	}
-	fr := http2.NewFramer(nc, nc)
-	f, err := fr.ReadFrame()
+	return nc, &msgReader{t: t, fr: http2.NewFramer(nc, nc), bufs: map[uint32][]byte{}, msgs: map[uint32][]*xpc.Message{}}
+}
+
+// msgReader reassembles the XPC messages of each stream from raw frames.
+type msgReader struct {
+	t    *testing.T
+	fr   *http2.Framer
+	bufs map[uint32][]byte
+	msgs map[uint32][]*xpc.Message
+}
+
+// frame reads one frame; DATA frames are also cut into messages.
+func (r *msgReader) frame() http2.Frame {
+	r.t.Helper()
+	f, err := r.fr.ReadFrame()
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatalf("reading a server frame: %v", err)
 	}
-	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
-		t.Fatalf("first server frame %v, want SETTINGS", f)
+	df, ok := f.(*http2.DataFrame)
+	if !ok {
+		return f
 	}
-	nc.Write(unhex(t, "000000010400000001"))
-	nc.Write(unhex(t, "00002c000000000001"+"920bb02901000000140000000000000000000000000000004237134205000000"+"00f000000400000000000000"))
-	msgs := map[uint32][]*xpc.Message{}
-	next := func(stream uint32) *xpc.Message {
-		t.Helper()
-		bufs := map[uint32][]byte{}
-		for {
-			if len(msgs[stream]) > 0 {
-				m := msgs[stream][0]
-				msgs[stream] = msgs[stream][1:]
-				return m
-			}
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("waiting on stream %d: %v", stream, err)
-			}
-			if df, ok := f.(*http2.DataFrame); ok {
-				bufs[df.StreamID] = append(bufs[df.StreamID], df.Data()...)
-				for b := bufs[df.StreamID]; len(b) >= 24; b = bufs[df.StreamID] {
-					h, err := xpc.ParseHeader(b)
-					if err != nil || len(b) < h.Size() {
-						break
-					}
-					m, err := xpc.DecodeMessage(b[:h.Size()])
-					if err != nil {
-						t.Fatal(err)
-					}
-					msgs[df.StreamID] = append(msgs[df.StreamID], m)
-					bufs[df.StreamID] = b[h.Size():]
-				}
-			}
+	id := df.StreamID
+	r.bufs[id] = append(r.bufs[id], df.Data()...)
+	for b := r.bufs[id]; len(b) >= xpc.HeaderSize; b = r.bufs[id] {
+		h, err := xpc.ParseHeader(b)
+		if err != nil || len(b) < h.Size() {
+			break
 		}
+		m, err := xpc.DecodeMessage(b[:h.Size()])
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.msgs[id] = append(r.msgs[id], m)
+		r.bufs[id] = b[h.Size():]
 	}
-	if m := next(1); m.Flags != xpc.FlagAlwaysSet {
+	return f
+}
+
+// next returns the next message on stream.
+func (r *msgReader) next(stream uint32) *xpc.Message {
+	r.t.Helper()
+	for len(r.msgs[stream]) == 0 {
+		r.frame()
+	}
+	m := r.msgs[stream][0]
+	r.msgs[stream] = r.msgs[stream][1:]
+	return m
+}
+
+// TestServerAcceptsCDSBytes drives the server with the exact client bytes of remotexpc.md §7.1,
+// in go-ios's wait-for-each-reply order, and checks what it sends back.
+func TestServerAcceptsCDSBytes(t *testing.T) {
+	nc, r := rawClient(t)
+	nc.Write(unhex(t, prefaceHex+settingsHex+windowHex))
+	if sf, ok := r.frame().(*http2.SettingsFrame); !ok || sf.IsAck() {
+		t.Fatal("first server frame is not SETTINGS")
+	}
+	nc.Write(unhex(t, h1Hex+d1Hex))
+	if m := r.next(1); m.Flags != xpc.FlagAlwaysSet {
 		t.Fatalf("first stream-1 message %v", m.Flags)
 	}
-	nc.Write(unhex(t, "000000010400000003"))
-	nc.Write(unhex(t, "000018000000000003"+"920bb02901004000"+"00000000000000000000000000000000"))
-	if m := next(3); m.Flags != xpc.FlagAlwaysSet|xpc.FlagOpensReplyChannel {
+	nc.Write(unhex(t, h3Hex+open3Hex))
+	if m := r.next(3); m.Flags != xpc.FlagAlwaysSet|xpc.FlagOpensReplyChannel {
 		t.Fatalf("first stream-3 message %v", m.Flags)
 	}
-	nc.Write(unhex(t, "000018000000000001"+"920bb02901020000"+"00000000000000000000000000000000"))
-	if m := next(1); m.Flags != xpc.FlagAlwaysSet|xpc.TypePing {
+	nc.Write(unhex(t, pingHex))
+	if m := r.next(1); m.Flags != xpc.FlagAlwaysSet|xpc.TypePing {
 		t.Fatalf("second stream-1 message %v", m.Flags)
 	}
-	m := next(1)
+	m := r.next(1)
 	if _, err := ParseHandshake(m.Body.(*xpc.Dict)); err != nil || m.Flags != xpc.FlagAlwaysSet|xpc.TypeMsg {
 		t.Fatalf("third stream-1 message %v: %v", m.Flags, err)
 	}
@@ -305,81 +334,23 @@ func unhex(t *testing.T, s string) []byte {
 // (devicectl/pmd3/appium, idevice, Frida), all at once without waiting, plus appium's
 // unsolicited SETTINGS ACK, and expects the stream-3 HEADER and the Handshake each time.
 func TestServerAcceptsEveryClientOrder(t *testing.T) {
-	const (
-		h1    = "000000010400000001"
-		h3    = "000000010400000003"
-		d1    = "00002c000000000001" + "920bb02901000000140000000000000000000000000000004237134205000000" + "00f000000400000000000000"
-		ping  = "000018000000000001" + "920bb02901020000" + "00000000000000000000000000000000"
-		open3 = "000018000000000003" + "920bb02901004000" + "00000000000000000000000000000000"
-		ack   = "000000040100000000"
-	)
 	orders := map[string][]string{
-		"devicectl": {h1, d1, h3, ping, open3},
-		"idevice":   {h1, d1, h3, open3, ping},
-		"frida":     {h1, d1, ping, h3, open3},
-		"appium":    {h1, d1, h3, ping, open3, ack},
+		"devicectl": {h1Hex, d1Hex, h3Hex, pingHex, open3Hex},
+		"idevice":   {h1Hex, d1Hex, h3Hex, open3Hex, pingHex},
+		"frida":     {h1Hex, d1Hex, pingHex, h3Hex, open3Hex},
+		"appium":    {h1Hex, d1Hex, h3Hex, pingHex, open3Hex, ackHex},
 	}
 	for name, order := range orders {
 		t.Run(name, func(t *testing.T) {
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			defer ln.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			go func() {
-				nc, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				srv, err := Server(ctx, nc, Options{})
-				if err != nil {
-					return
-				}
-				drain(srv)
-				ServeHandshake(ctx, srv, testHandshake(), true)
-				<-ctx.Done()
-				srv.Close()
-			}()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
+			nc, r := rawClient(t)
+			nc.Write(unhex(t, prefaceHex+settingsHex+windowHex+strings.Join(order, "")))
+			for m := r.next(3); !m.Flags.Has(xpc.FlagOpensReplyChannel); m = r.next(3) {
 			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(10 * time.Second))
-			all := "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a" + "00000c040000000000000300000064000400100000" + "00000408000000000000" + "0f0001"
-			for _, f := range order {
-				all += f
-			}
-			nc.Write(unhex(t, all))
-			fr := http2.NewFramer(nc, nc)
-			bufs := map[uint32][]byte{}
-			var gotReplyHeader, gotHandshake bool
-			for !gotReplyHeader || !gotHandshake {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					t.Fatalf("reply header %v, handshake %v: %v", gotReplyHeader, gotHandshake, err)
-				}
-				df, ok := f.(*http2.DataFrame)
-				if !ok {
-					continue
-				}
-				bufs[df.StreamID] = append(bufs[df.StreamID], df.Data()...)
-				for b := bufs[df.StreamID]; len(b) >= 24; b = bufs[df.StreamID] {
-					h, err := xpc.ParseHeader(b)
-					if err != nil || len(b) < h.Size() {
+			for {
+				m := r.next(1)
+				if d, ok := m.Body.(*xpc.Dict); ok {
+					if _, err := ParseHandshake(d); err == nil {
 						break
-					}
-					m, err := xpc.DecodeMessage(b[:h.Size()])
-					if err != nil {
-						t.Fatal(err)
-					}
-					bufs[df.StreamID] = b[h.Size():]
-					if df.StreamID == ReplyChannel && m.Flags.Has(xpc.FlagOpensReplyChannel) {
-						gotReplyHeader = true
-					}
-					if d, ok := m.Body.(*xpc.Dict); ok && df.StreamID == RootChannel {
-						if _, err := ParseHandshake(d); err == nil {
-							gotHandshake = true
-						}
 					}
 				}
 			}
