@@ -169,7 +169,7 @@ func (d *deviceRun) openAndServe() error {
 		d.mu.Lock()
 		st := d.stage
 		d.mu.Unlock()
-		if st != "" && !errors.Is(err, errStaged) {
+		if st != "" {
 			err = fmt.Errorf("%s: %w", st, err)
 		}
 		return err
@@ -196,9 +196,6 @@ func (d *deviceRun) openAndServe() error {
 	}
 	return nil
 }
-
-// errStaged marks errors that already name their stage.
-var errStaged = errors.New("staged")
 
 // ensureShim points the device's shim at the tunnel, creating the shim on first use.
 func (d *deviceRun) ensureShim(ctx context.Context, t Tunnel) error {

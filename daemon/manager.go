@@ -122,9 +122,6 @@ func (m *Manager) Run(ctx context.Context) error {
 // Shutdown stops Run.
 func (m *Manager) Shutdown() { m.once.Do(func() { close(m.shutdown) }) }
 
-// Stopped is closed when Shutdown was called.
-func (m *Manager) Stopped() <-chan struct{} { return m.shutdown }
-
 // runs is a snapshot of every device's run.
 func (m *Manager) runs() []*deviceRun {
 	m.mu.Lock()

@@ -171,8 +171,8 @@ func (t *Tunnel) stopped() bool {
 }
 
 // teardown closes the transport first (unblocking both directions' transport I/O), then the
-// device once nothing writes to it any more; the send direction keeps draining the device
-// until it is closed, which a userspace stack needs to shut down cleanly.
+// device once nothing writes to it any more; the send direction keeps reading the device until
+// it is closed, so nothing the device still emits blocks on the way out.
 func (t *Tunnel) teardown() {
 	<-t.stopping
 	t.conn.Close()
