@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +41,7 @@ func (s AddressSource) Run(ctx context.Context, out chan<- Event) error {
 				udid, err := probeRSD(ctx, a)
 				if err == nil {
 					select {
-					case out <- Event{Attached: true, Device: Device{UDID: udid, ConnectionType: "Network", Source: AddressSourcePrefix + a}}:
+					case out <- Event{Attached: true, Device: Device{UDID: udid, ConnectionType: "Network", Source: AddressSourcePrefix + a, RSDAddr: a}}:
 					case <-ctx.Done():
 					}
 					return
@@ -76,7 +75,7 @@ func probeRSD(ctx context.Context, addr string) (string, error) {
 
 // OpenAddress "opens" a hand-given device: its RSD endpoint must answer; no tunnel is built.
 func OpenAddress(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
-	addr := strings.TrimPrefix(dev.Source, AddressSourcePrefix)
+	addr := dev.RSDAddr
 	stage("rsd " + addr)
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
@@ -89,11 +88,11 @@ func OpenAddress(ctx context.Context, dev Device, stage func(string)) (Tunnel, I
 	return t, Info{}, nil
 }
 
-// Openers picks the opener by the device's source: hand-given addresses are used directly,
+// Openers picks the opener: devices with a hand-given RSD address are used directly,
 // everything else goes to usbmux.
 func Openers(usbmux Opener) Opener {
 	return func(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
-		if strings.HasPrefix(dev.Source, AddressSourcePrefix) {
+		if dev.RSDAddr != "" {
 			return OpenAddress(ctx, dev, stage)
 		}
 		return usbmux(ctx, dev, stage)

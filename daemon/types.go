@@ -14,6 +14,7 @@ type Device struct {
 	DeviceID       int    // usbmuxd's id, 0 for hand-given devices
 	ConnectionType string // "USB", "Network", ...
 	Source         string // which source saw it
+	RSDAddr        string // IP:PORT of an RSD endpoint given by hand; "" for usbmuxd devices
 	ProductID      int
 }
 
