@@ -4,6 +4,7 @@ package sim
 import (
 	"crypto/sha256"
 	"log/slog"
+	"sync"
 
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/xpc"
@@ -15,6 +16,11 @@ type Device struct {
 	// UUID is the RSD handshake UUID, stable per simulated device (CDS rejects all-zero).
 	UUID xpc.UUID
 	Log  *slog.Logger
+
+	lockdown *lockdownState // lockdownd's trust, paired hosts and started services
+
+	mu         sync.Mutex
+	tunnelOpts TunnelOptions // for tunnels lockdownd's CoreDeviceProxy starts
 }
 
 // NewDevice makes a simulated device of profile p; seed is a UDID to take, or any string to
@@ -29,7 +35,7 @@ func NewDevice(p *profile.Profile, seed string, log *slog.Logger) *Device {
 	copy(u[:], sum[:16])
 	u[6] = u[6]&0x0f | 0x40 // version 4 layout
 	u[8] = u[8]&0x3f | 0x80
-	return &Device{Device: pd, UUID: u, Log: log.With("udid", pd.UDID)}
+	return &Device{Device: pd, UUID: u, Log: log.With("udid", pd.UDID), lockdown: newLockdownState()}
 }
 
 // toXPC converts the profile's ordered Go values into XPC values.

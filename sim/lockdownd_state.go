@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"runtime"
 	"sort"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/iosmux/iosmux/lockdown"
 )
@@ -102,36 +100,21 @@ type lockdownState struct {
 	certErr  error
 }
 
-// The state lives beside Device (device.go is shared with the RSD side): a registry keyed by
-// a weak pointer, dropped when the Device is collected.
-var (
-	statesMu sync.Mutex
-	states   = map[weak.Pointer[Device]]*lockdownState{}
-)
-
-func (d *Device) lockdownd() *lockdownState {
-	k := weak.Make(d)
-	statesMu.Lock()
-	defer statesMu.Unlock()
-	st := states[k]
-	if st == nil {
-		st = &lockdownState{
-			prompted: map[string]bool{},
-			hosts:    map[string]*pairedHost{},
-			ports:    map[uint16]startedService{},
-		}
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		st.nextPort = servicePortFirst + uint16(int(b[0])<<8|int(b[1]))%(servicePortLast-servicePortFirst)
-		states[k] = st
-		runtime.AddCleanup(d, func(k weak.Pointer[Device]) {
-			statesMu.Lock()
-			delete(states, k)
-			statesMu.Unlock()
-		}, k)
+// newLockdownState is a fresh lockdownd state with a random first service port.
+func newLockdownState() *lockdownState {
+	st := &lockdownState{
+		prompted: map[string]bool{},
+		hosts:    map[string]*pairedHost{},
+		ports:    map[uint16]startedService{},
 	}
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	st.nextPort = servicePortFirst + uint16(int(b[0])<<8|int(b[1]))%(servicePortLast-servicePortFirst)
 	return st
 }
+
+// lockdownd is the device's lockdownd state.
+func (d *Device) lockdownd() *lockdownState { return d.lockdown }
 
 // SetTrust selects how the device answers lockdown Pair from now on.
 func (d *Device) SetTrust(m TrustMode) {

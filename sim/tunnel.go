@@ -6,10 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/iosmux/iosmux/tunnel"
 )
@@ -71,23 +68,18 @@ type TunnelSession struct {
 	RSD *RSD
 }
 
-// tunnelOptions holds each device's options for tunnels started through lockdownd
-// (weak keys: an entry goes away with its device unless OnStart's closure holds the device).
-var tunnelOptions sync.Map // weak.Pointer[Device] → TunnelOptions
-
 // SetTunnelOptions sets the options of tunnels that lockdownd's CoreDeviceProxy starts on d.
 func (d *Device) SetTunnelOptions(o TunnelOptions) {
-	k := weak.Make(d)
-	if _, loaded := tunnelOptions.Swap(k, o); !loaded {
-		runtime.AddCleanup(d, func(k weak.Pointer[Device]) { tunnelOptions.Delete(k) }, k)
-	}
+	d.mu.Lock()
+	d.tunnelOpts = o
+	d.mu.Unlock()
 }
 
 // TunnelOptions returns what SetTunnelOptions set (the zero value: defaults).
 func (d *Device) TunnelOptions() TunnelOptions {
-	v, _ := tunnelOptions.Load(weak.Make(d))
-	o, _ := v.(TunnelOptions)
-	return o
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tunnelOpts
 }
 
 // grant is the MTU the device answers a request for req with.
