@@ -31,6 +31,18 @@ const (
 	defaultMaxFrame     = 16384
 )
 
+// Limits on what a peer may make a connection hold (docs/limits.md).
+const (
+	// DefaultMaxMessageSize bounds one XPC message. UNCONFIRMED: the largest message a real
+	// device sends; 64 MiB leaves room for big CoreDevice replies.
+	DefaultMaxMessageSize = 64 << 20
+	// DefaultMaxPartialBytes bounds the bytes of unfinished messages held across all streams.
+	DefaultMaxPartialBytes = 64 << 20
+	// maxQueuedControl bounds control frames (PING and SETTINGS acks, resets) waiting for a
+	// peer that does not read; past it the connection fails.
+	maxQueuedControl = 1024
+)
+
 // ClientPreface is the 24-byte HTTP/2 connection preface.
 const ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -46,8 +58,10 @@ type Options struct {
 	SetupTimeout time.Duration
 	// WriteTimeout bounds each frame write.
 	WriteTimeout time.Duration
-	// Incoming is the number of decoded messages buffered before reading pauses.
-	Incoming int
+	// MaxMessageSize bounds one incoming XPC message; 0 means DefaultMaxMessageSize.
+	MaxMessageSize int
+	// MaxPartialBytes bounds unfinished incoming messages; 0 means DefaultMaxPartialBytes.
+	MaxPartialBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -57,9 +71,13 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
 	}
-	if o.Incoming <= 0 {
-		o.Incoming = 64
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if o.MaxPartialBytes <= 0 {
+		o.MaxPartialBytes = DefaultMaxPartialBytes
+	}
+	o.MaxPartialBytes = max(o.MaxPartialBytes, o.MaxMessageSize) // one message must fit
 	return o
 }
 
@@ -69,7 +87,9 @@ type Incoming struct {
 	Msg    *xpc.Message
 }
 
-// Conn is one RemoteXPC connection; it is safe for concurrent use.
+// Conn is one RemoteXPC connection; it is safe for concurrent use. One goroutine reads and
+// never writes; control frames go out through a writer goroutine, messages from the
+// goroutine that sends them once the peer's windows allow.
 type Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
@@ -87,17 +107,17 @@ type Conn struct {
 	streams  map[uint32]*sendStream
 	closeErr error
 
+	ctl  control  // control frames and window credit waiting for the writer
+	recv recvSide // receive windows, reassembly and the message queue
+
 	pmu     sync.Mutex
 	pending map[uint64]chan *xpc.Message
 	nextID  uint64
 
-	in        chan Incoming
 	done      chan struct{}
 	closeOnce sync.Once
 
-	// server setup state, touched only by the read loop
-	rootOpened, replyOpened bool
-	rootReady               chan struct{}
+	setup serverSetup
 }
 
 // sendStream is the send side of one stream.
@@ -108,50 +128,76 @@ type sendStream struct {
 
 func newConn(nc net.Conn, server bool, opts Options) *Conn {
 	c := &Conn{
-		nc:        nc,
-		opts:      opts.withDefaults(),
-		server:    server,
-		connWin:   defaultWindow,
-		initWin:   defaultWindow,
-		maxFrame:  defaultMaxFrame,
-		streams:   map[uint32]*sendStream{},
-		pending:   map[uint64]chan *xpc.Message{},
-		nextID:    1,
-		done:      make(chan struct{}),
-		rootReady: make(chan struct{}),
+		nc:       nc,
+		opts:     opts.withDefaults(),
+		server:   server,
+		connWin:  defaultWindow,
+		initWin:  defaultWindow,
+		maxFrame: defaultMaxFrame,
+		streams:  map[uint32]*sendStream{},
+		pending:  map[uint64]chan *xpc.Message{},
+		nextID:   1,
+		done:     make(chan struct{}),
 	}
-	c.in = make(chan Incoming, c.opts.Incoming)
 	c.fcCond = sync.NewCond(&c.fc)
+	c.ctl.init()
+	c.recv.init()
+	c.setup.init(server)
 	c.br = bufio.NewReaderSize(nc, 32<<10)
 	c.fr = http2.NewFramer(nc, c.br)
 	c.fr.SetMaxReadFrameSize(defaultMaxFrame)
 	return c
 }
 
-// Client runs the CDS client setup (remotexpc.md §7.1) on nc and returns the connection.
-func Client(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
-	c := newConn(nc, false, opts)
+// start runs the reader and the control writer.
+func (c *Conn) start() {
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+// setupDeadline is when a setup phase must be over.
+func (c *Conn) setupDeadline(ctx context.Context) time.Time {
 	deadline := time.Now().Add(c.opts.SetupTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	return deadline
+}
+
+// Client runs the CDS client setup (remotexpc.md §7.1) on nc and returns the connection.
+func Client(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
+	c := newConn(nc, false, opts)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	nc.SetWriteDeadline(deadline)
+	nc.SetWriteDeadline(c.setupDeadline(ctx))
 	err := c.clientSetup()
 	nc.SetWriteDeadline(time.Time{})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("rsd: client setup: %w", err)
 	}
-	close(c.rootReady)
-	go c.readLoop()
+	c.start()
 	return c, nil
 }
 
+// clientSetup writes the whole client setup in devicectl's order without waiting; the
+// peer's default 65535-byte windows cover it.
 func (c *Conn) clientSetup() error {
 	if _, err := c.nc.Write([]byte(ClientPreface)); err != nil {
 		return err
+	}
+	msg := func(stream uint32, m *xpc.Message) func() error {
+		return func() error {
+			b, err := m.Encode()
+			if err != nil {
+				return err
+			}
+			c.takeWindow(stream, len(b))
+			return c.fr.WriteData(stream, false, b)
+		}
 	}
 	steps := []func() error{
 		func() error {
@@ -160,15 +206,11 @@ func (c *Conn) clientSetup() error {
 				http2.Setting{ID: http2.SettingInitialWindowSize, Val: InitialWindowSize})
 		},
 		func() error { return c.fr.WriteWindowUpdate(0, ConnWindowIncrement) },
-		func() error { return c.writeHeaders(RootChannel) },
-		func() error {
-			return c.writeMsg(RootChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet, Body: &xpc.Dict{}})
-		},
-		func() error { return c.writeHeaders(ReplyChannel) },
-		func() error { return c.writeMsg(RootChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet | xpc.TypePing}) },
-		func() error {
-			return c.writeMsg(ReplyChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet | xpc.FlagOpensReplyChannel})
-		},
+		func() error { return c.writeHeadersFrame(RootChannel) },
+		msg(RootChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet, Body: &xpc.Dict{}}),
+		func() error { return c.writeHeadersFrame(ReplyChannel) },
+		msg(RootChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet | xpc.TypePing}),
+		msg(ReplyChannel, &xpc.Message{Flags: xpc.FlagAlwaysSet | xpc.FlagOpensReplyChannel}),
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {
@@ -182,13 +224,9 @@ func (c *Conn) clientSetup() error {
 // The stream-1 and stream-3 setup messages go out as soon as the client opens each stream.
 func Server(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	c := newConn(nc, true, opts)
-	deadline := time.Now().Add(c.opts.SetupTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	nc.SetDeadline(deadline)
+	nc.SetDeadline(c.setupDeadline(ctx))
 	var pre [len(ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, pre[:]); err != nil {
 		nc.Close()
@@ -205,30 +243,27 @@ func Server(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 		err = c.fr.WriteWindowUpdate(0, ConnWindowIncrement)
 	}
 	nc.SetDeadline(time.Time{})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("rsd: server setup: writing SETTINGS: %w", err)
 	}
-	go c.readLoop()
+	c.start()
 	return c, nil
 }
 
-// Receive returns the next message that is not a reply to this side's Request.
-// A connection's owner must keep receiving: reading pauses while the buffer is full.
+// Receive returns the next message that is not a reply to this side's Request, in arrival
+// order. Taking a message returns its bytes to the peer's send window, so a connection's
+// owner must keep receiving or the peer stops sending.
 func (c *Conn) Receive(ctx context.Context) (Incoming, error) {
-	select {
-	case in, ok := <-c.in:
-		if !ok {
-			return Incoming{}, c.Err()
-		}
-		return in, nil
-	case <-ctx.Done():
-		return Incoming{}, ctx.Err()
-	}
+	return c.recv.take(ctx, c)
 }
 
-// RootReady is closed once the root channel is set up and messages may follow on stream 1.
-func (c *Conn) RootReady() <-chan struct{} { return c.rootReady }
+// Ready is closed once both channels are set up: for a server, once it has sent its stream-1
+// and stream-3 setup messages (so the client has opened both); for a client, at once.
+func (c *Conn) Ready() <-chan struct{} { return c.setup.ready }
 
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }

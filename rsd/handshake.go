@@ -121,15 +121,16 @@ func HostHandshake(hostUUID xpc.UUID) *xpc.Dict {
 	)
 }
 
-// ServeHandshake sends the device Handshake on stream 1 once the client has opened it, then
+// ServeHandshake sends the device Handshake on stream 1 once both channels are set up (the
+// client has opened stream 3 and has its two stream-1 setup messages, remotexpc.md §7.2), then
 // resets stream 1 with NO_ERROR when resetRoot is set, as the device does (rsd.md §2).
 func ServeHandshake(ctx context.Context, c *Conn, handshake *xpc.Dict, resetRoot bool) error {
 	select {
-	case <-c.RootReady():
+	case <-c.Ready():
 	case <-c.Done():
 		return fmt.Errorf("rsd: serve handshake: %w", c.Err())
 	case <-ctx.Done():
-		return fmt.Errorf("rsd: serve handshake: waiting for the client to open stream 1: %w", ctx.Err())
+		return fmt.Errorf("rsd: serve handshake: waiting for the client to open streams 1 and 3: %w", ctx.Err())
 	}
 	m := &xpc.Message{Flags: xpc.FlagAlwaysSet | xpc.TypeMsg, Body: handshake}
 	if err := c.Send(ctx, RootChannel, m); err != nil {

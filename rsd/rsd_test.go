@@ -1,14 +1,14 @@
-package rsd
+package rsd_test
 
 import (
 	"bytes"
 	"context"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
@@ -16,8 +16,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// pair returns a connected client and server Conn over loopback TCP.
-func pair(t *testing.T) (*Conn, *Conn) {
+// pair returns a connected client and server rsd.Conn over loopback TCP.
+func pair(t *testing.T) (*rsd.Conn, *rsd.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,7 +27,7 @@ func pair(t *testing.T) (*Conn, *Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type res struct {
-		c   *Conn
+		c   *rsd.Conn
 		err error
 	}
 	ch := make(chan res, 1)
@@ -37,14 +37,14 @@ func pair(t *testing.T) (*Conn, *Conn) {
 			ch <- res{nil, err}
 			return
 		}
-		c, err := Server(ctx, nc, Options{})
+		c, err := rsd.Server(ctx, nc, rsd.Options{})
 		ch <- res{c, err}
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := Client(ctx, nc, Options{})
+	cl, err := rsd.Client(ctx, nc, rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func testHandshake() *xpc.Dict {
 }
 
 // drain consumes a server's incoming messages until it closes.
-func drain(c *Conn) {
+func drain(c *rsd.Conn) {
 	go func() {
 		for {
 			if _, err := c.Receive(context.Background()); err != nil {
@@ -91,12 +91,12 @@ func TestHandshakeBothClientStyles(t *testing.T) {
 		drain(srv)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errc := make(chan error, 1)
-		go func() { errc <- ServeHandshake(ctx, srv, testHandshake(), true) }()
+		go func() { errc <- rsd.ServeHandshake(ctx, srv, testHandshake(), true) }()
 		var host *xpc.UUID
 		if sendHost {
 			host = &xpc.UUID{1, 2, 3}
 		}
-		h, err := ReadHandshake(ctx, cl, host)
+		h, err := rsd.ReadHandshake(ctx, cl, host)
 		cancel()
 		if err != nil {
 			t.Fatalf("sendHost=%v: %v", sendHost, err)
@@ -118,7 +118,7 @@ func TestHandshakeBothClientStyles(t *testing.T) {
 }
 
 // echo serves requests on srv, replying with the request body.
-func echo(srv *Conn) {
+func echo(srv *rsd.Conn) {
 	go func() {
 		for {
 			in, err := srv.Receive(context.Background())
@@ -192,119 +192,45 @@ const (
 	ackHex      = "000000040100000000"
 )
 
-// rawClient dials a Server that serves testHandshake and returns the raw socket and a reader
-// of the messages the server sends; the test writes the client's frames by hand.
-func rawClient(t *testing.T) (net.Conn, *msgReader) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		srv, err := Server(ctx, nc, Options{})
-		if err != nil {
-			return
-		}
-		drain(srv)
-		ServeHandshake(ctx, srv, testHandshake(), true)
-		<-ctx.Done()
-		srv.Close()
-		<-srv.Done()
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	return nc, &msgReader{t: t, fr: http2.NewFramer(nc, nc), bufs: map[uint32][]byte{}, msgs: map[uint32][]*xpc.Message{}}
-}
-
-// msgReader reassembles the XPC messages of each stream from raw frames.
-type msgReader struct {
-	t    *testing.T
-	fr   *http2.Framer
-	bufs map[uint32][]byte
-	msgs map[uint32][]*xpc.Message
-}
-
-// frame reads one frame; DATA frames are also cut into messages.
-func (r *msgReader) frame() http2.Frame {
-	r.t.Helper()
-	f, err := r.fr.ReadFrame()
-	if err != nil {
-		r.t.Fatalf("reading a server frame: %v", err)
-	}
-	df, ok := f.(*http2.DataFrame)
-	if !ok {
-		return f
-	}
-	id := df.StreamID
-	r.bufs[id] = append(r.bufs[id], df.Data()...)
-	for b := r.bufs[id]; len(b) >= xpc.HeaderSize; b = r.bufs[id] {
-		h, err := xpc.ParseHeader(b)
-		if err != nil || len(b) < h.Size() {
-			break
-		}
-		m, err := xpc.DecodeMessage(b[:h.Size()])
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		r.msgs[id] = append(r.msgs[id], m)
-		r.bufs[id] = b[h.Size():]
-	}
-	return f
-}
-
-// next returns the next message on stream.
-func (r *msgReader) next(stream uint32) *xpc.Message {
-	r.t.Helper()
-	for len(r.msgs[stream]) == 0 {
-		r.frame()
-	}
-	m := r.msgs[stream][0]
-	r.msgs[stream] = r.msgs[stream][1:]
-	return m
-}
-
 // TestServerAcceptsCDSBytes drives the server with the exact client bytes of remotexpc.md §7.1,
-// in go-ios's wait-for-each-reply order, and checks what it sends back.
+// in go-ios's wait-for-each-reply order, reading every frame it sends back.
 func TestServerAcceptsCDSBytes(t *testing.T) {
-	nc, r := rawClient(t)
-	nc.Write(unhex(t, prefaceHex+settingsHex+windowHex))
-	if sf, ok := r.frame().(*http2.SettingsFrame); !ok || sf.IsAck() {
-		t.Fatal("first server frame is not SETTINGS")
+	addr, _ := server(t, rsd.Options{}, serveHandshake)
+	c := dial(t, addr)
+	c.Write(unhex(t, prefaceHex+settingsHex+windowHex))
+	if f, err := c.ReadFrame(); err != nil {
+		t.Fatal(err)
+	} else if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+		t.Fatalf("first server frame is %v, not SETTINGS", f.Header())
 	}
-	nc.Write(unhex(t, h1Hex+d1Hex))
-	if m := r.next(1); m.Flags != xpc.FlagAlwaysSet {
-		t.Fatalf("first stream-1 message %v", m.Flags)
+	c.Write(unhex(t, ackHex+h1Hex+d1Hex))
+	if m, err := c.Next(1); err != nil || m.Flags != xpc.FlagAlwaysSet {
+		t.Fatalf("first stream-1 message %v: %v", m, err)
 	}
-	nc.Write(unhex(t, h3Hex+open3Hex))
-	if m := r.next(3); m.Flags != xpc.FlagAlwaysSet|xpc.FlagOpensReplyChannel {
-		t.Fatalf("first stream-3 message %v", m.Flags)
+	c.Write(unhex(t, h3Hex+open3Hex))
+	if m, err := c.Next(3); err != nil || m.Flags != xpc.FlagAlwaysSet|xpc.FlagOpensReplyChannel {
+		t.Fatalf("first stream-3 message %v: %v", m, err)
 	}
-	nc.Write(unhex(t, pingHex))
-	if m := r.next(1); m.Flags != xpc.FlagAlwaysSet|xpc.TypePing {
-		t.Fatalf("second stream-1 message %v", m.Flags)
+	c.Write(unhex(t, pingHex))
+	if m, err := c.Next(1); err != nil || m.Flags != xpc.FlagAlwaysSet|xpc.TypePing {
+		t.Fatalf("second stream-1 message %v: %v", m, err)
 	}
-	m := r.next(1)
-	if _, err := ParseHandshake(m.Body.(*xpc.Dict)); err != nil || m.Flags != xpc.FlagAlwaysSet|xpc.TypeMsg {
+	m, err := c.Next(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsd.ParseHandshake(m.Body.(*xpc.Dict)); err != nil || m.Flags != xpc.FlagAlwaysSet|xpc.TypeMsg {
 		t.Fatalf("third stream-1 message %v: %v", m.Flags, err)
+	}
+	if err := c.ExpectReset(1, http2.ErrCodeNo); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestServerRejectsBadPreface(t *testing.T) {
 	a, b := net.Pipe()
 	go func() { a.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); a.Close() }()
-	if _, err := Server(context.Background(), b, Options{SetupTimeout: time.Second}); err == nil {
+	if _, err := rsd.Server(context.Background(), b, rsd.Options{SetupTimeout: time.Second}); err == nil {
 		t.Fatal("server accepted an HTTP/1 request")
 	}
 }
@@ -328,32 +254,4 @@ func unhex(t *testing.T, s string) []byte {
 		b[i] = v
 	}
 	return b
-}
-
-// TestServerAcceptsEveryClientOrder sends the setup frames in the orders of remotexpc.md §7.1
-// (devicectl/pmd3/appium, idevice, Frida), all at once without waiting, plus appium's
-// unsolicited SETTINGS ACK, and expects the stream-3 HEADER and the Handshake each time.
-func TestServerAcceptsEveryClientOrder(t *testing.T) {
-	orders := map[string][]string{
-		"devicectl": {h1Hex, d1Hex, h3Hex, pingHex, open3Hex},
-		"idevice":   {h1Hex, d1Hex, h3Hex, open3Hex, pingHex},
-		"frida":     {h1Hex, d1Hex, pingHex, h3Hex, open3Hex},
-		"appium":    {h1Hex, d1Hex, h3Hex, pingHex, open3Hex, ackHex},
-	}
-	for name, order := range orders {
-		t.Run(name, func(t *testing.T) {
-			nc, r := rawClient(t)
-			nc.Write(unhex(t, prefaceHex+settingsHex+windowHex+strings.Join(order, "")))
-			for m := r.next(3); !m.Flags.Has(xpc.FlagOpensReplyChannel); m = r.next(3) {
-			}
-			for {
-				m := r.next(1)
-				if d, ok := m.Body.(*xpc.Dict); ok {
-					if _, err := ParseHandshake(d); err == nil {
-						break
-					}
-				}
-			}
-		})
-	}
 }

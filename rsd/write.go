@@ -13,6 +13,9 @@ import (
 func (c *Conn) frame(write func() error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.Err(); err != nil {
+		return err
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	err := write()
 	if err != nil {
@@ -21,17 +24,19 @@ func (c *Conn) frame(write func() error) error {
 	return err
 }
 
-// writeHeaders opens a stream with a zero-length HEADERS frame, as CDS does.
-func (c *Conn) writeHeaders(stream uint32) error {
-	return c.frame(func() error {
-		return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, EndHeaders: true})
-	})
+// writeHeadersFrame writes a zero-length HEADERS frame, as CDS opens a stream.
+func (c *Conn) writeHeadersFrame(stream uint32) error {
+	return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, EndHeaders: true})
 }
 
 // stream returns the send state of a stream, creating it with the peer's initial window.
 func (c *Conn) stream(id uint32) *sendStream {
 	c.fc.Lock()
 	defer c.fc.Unlock()
+	return c.streamLocked(id)
+}
+
+func (c *Conn) streamLocked(id uint32) *sendStream {
 	s := c.streams[id]
 	if s == nil {
 		s = &sendStream{win: c.initWin}
@@ -40,17 +45,18 @@ func (c *Conn) stream(id uint32) *sendStream {
 	return s
 }
 
-// writeMsg encodes m and sends it on stream as DATA frames within the peer's windows.
-func (c *Conn) writeMsg(stream uint32, m *xpc.Message) error {
-	b, err := m.Encode()
-	if err != nil {
-		return fmt.Errorf("rsd: encode: %w", err)
-	}
-	return c.writeData(context.Background(), stream, b, false)
+// takeWindow charges n sent bytes to the connection and stream windows without waiting
+// (only for the client setup, which fits the peer's default windows).
+func (c *Conn) takeWindow(stream uint32, n int) {
+	c.fc.Lock()
+	defer c.fc.Unlock()
+	c.connWin -= int64(n)
+	c.streamLocked(stream).win -= int64(n)
 }
 
-// writeData sends b on stream, waiting for window as needed; it never splits across messages.
-func (c *Conn) writeData(ctx context.Context, stream uint32, b []byte, endStream bool) error {
+// writeData sends b on stream, waiting for the peer's windows as needed; a message's frames
+// are never interleaved with another message's on the same stream.
+func (c *Conn) writeData(ctx context.Context, stream uint32, b []byte) error {
 	s := c.stream(stream)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -60,9 +66,9 @@ func (c *Conn) writeData(ctx context.Context, stream uint32, b []byte, endStream
 		c.fc.Unlock()
 	})
 	defer stop()
-	for len(b) > 0 || endStream {
+	for len(b) > 0 {
 		c.fc.Lock()
-		for len(b) > 0 && (c.connWin <= 0 || s.win <= 0) && c.closeErr == nil && ctx.Err() == nil {
+		for (c.connWin <= 0 || s.win <= 0) && c.closeErr == nil && ctx.Err() == nil {
 			c.fcCond.Wait()
 		}
 		if c.closeErr != nil {
@@ -72,7 +78,7 @@ func (c *Conn) writeData(ctx context.Context, stream uint32, b []byte, endStream
 		}
 		if err := ctx.Err(); err != nil {
 			c.fc.Unlock()
-			return err
+			return fmt.Errorf("rsd: waiting for the peer's flow-control window on stream %d: %w", stream, err)
 		}
 		n := min(int64(len(b)), c.connWin, s.win, int64(c.maxFrame))
 		c.connWin -= n
@@ -80,28 +86,35 @@ func (c *Conn) writeData(ctx context.Context, stream uint32, b []byte, endStream
 		c.fc.Unlock()
 		chunk := b[:n]
 		b = b[n:]
-		last := endStream && len(b) == 0
-		if err := c.frame(func() error { return c.fr.WriteData(stream, last, chunk) }); err != nil {
+		if err := c.frame(func() error { return c.fr.WriteData(stream, false, chunk) }); err != nil {
 			return err
-		}
-		if last {
-			return nil
 		}
 	}
 	return nil
 }
 
-// Send sends one message on stream, opening nothing: the caller chose the stream.
+// Send sends one message on stream, opening nothing: the caller chose the stream. A server
+// sends on streams 1 and 3 only after its own setup message there.
 func (c *Conn) Send(ctx context.Context, stream uint32, m *xpc.Message) error {
+	if err := c.setup.wait(ctx, c, stream); err != nil {
+		return err
+	}
+	return c.send(ctx, stream, m)
+}
+
+// send encodes m and writes it without waiting for the server setup.
+func (c *Conn) send(ctx context.Context, stream uint32, m *xpc.Message) error {
 	b, err := m.Encode()
 	if err != nil {
 		return fmt.Errorf("rsd: encode: %w", err)
 	}
-	return c.writeData(ctx, stream, b, false)
+	return c.writeData(ctx, stream, b)
 }
 
 // OpenStream sends a zero-length HEADERS frame for a new stream.
-func (c *Conn) OpenStream(stream uint32) error { return c.writeHeaders(stream) }
+func (c *Conn) OpenStream(stream uint32) error {
+	return c.frame(func() error { return c.writeHeadersFrame(stream) })
+}
 
 // Post sends a one-way MSG with body on the root channel.
 func (c *Conn) Post(ctx context.Context, body *xpc.Dict) error {
@@ -151,7 +164,10 @@ func (c *Conn) newID() uint64 {
 	return id
 }
 
-// ResetStream sends RST_STREAM with code on stream.
+// ResetStream sends RST_STREAM with code on stream once the stream's queued messages are out.
 func (c *Conn) ResetStream(stream uint32, code http2.ErrCode) error {
+	s := c.stream(stream)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return c.frame(func() error { return c.fr.WriteRSTStream(stream, code) })
 }

@@ -122,12 +122,24 @@ func decodeValue(b []byte, depth int) (v Value, n int, swallowed bool, err error
 	return &Opaque{Type: t, Body: bytes.Clone(body)}, len(b), true, nil
 }
 
-// decodeContainer decodes an array or dictionary body (after its type code).
+// decodeContainer decodes an array or dictionary body (after its type code). An array whose
+// byte_len leaves out its 4-byte count, as some host clients write it, decodes too.
 func decodeContainer(t Type, b []byte, depth int) (Value, int, bool, error) {
 	if len(b) < 8 {
 		return nil, 0, false, malformed("container header needs 8 bytes, have %d", len(b))
 	}
 	byteLen := int(le.Uint32(b))
+	v, n, sw, err := decodeRegion(t, b, byteLen, depth)
+	if err != nil && t == TypeArray && byteLen <= len(b)-8 {
+		if v2, n2, sw2, err2 := decodeRegion(t, b, byteLen+4, depth); err2 == nil {
+			return v2, n2, sw2, nil
+		}
+	}
+	return v, n, sw, err
+}
+
+// decodeRegion decodes a container whose count and items take byteLen bytes after byte_len.
+func decodeRegion(t Type, b []byte, byteLen int, depth int) (Value, int, bool, error) {
 	if byteLen < 4 || byteLen > len(b)-4 {
 		return nil, 0, false, malformed("container byte_len %d outside 4..%d", byteLen, len(b)-4)
 	}

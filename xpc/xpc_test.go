@@ -292,3 +292,61 @@ func TestFlagsString(t *testing.T) {
 		}
 	}
 }
+
+// shortArrays rewrites every array's byte_len in an encoded object to leave out its 4-byte
+// count, as some host clients write arrays.
+func shortArrays(t *testing.T, obj []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(obj)
+	n := 0
+	for i := 0; i+12 <= len(out); i += 4 {
+		if Type(le.Uint32(out[i:])) != TypeArray {
+			continue
+		}
+		bl := le.Uint32(out[i+4:])
+		count := le.Uint32(out[i+8:])
+		if bl < 4 || int(bl) > len(out)-i-8 || count > bl/4 {
+			continue
+		}
+		le.PutUint32(out[i+4:], bl-4)
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no array found to rewrite")
+	}
+	return out
+}
+
+func TestArrayWithoutCountInByteLen(t *testing.T) {
+	body := NewDict(
+		"arguments", []Value{},
+		"env", []Value{"a", int64(2), []Value{"nested", true}},
+		"after", "kept",
+	)
+	obj, err := EncodeObject(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := shortArrays(t, obj)
+	if bytes.Equal(short, obj) {
+		t.Fatal("rewrite changed nothing")
+	}
+	got, err := DecodeObject(short)
+	if err != nil {
+		t.Fatalf("array without its count in byte_len: %v", err)
+	}
+	if !reflect.DeepEqual(got, Value(body)) {
+		t.Fatalf("decoded %#v, want %#v", got, body)
+	}
+	// A byte_len that is wrong in any other way is still refused.
+	bad := bytes.Clone(obj)
+	for i := 0; i+4 <= len(bad); i += 4 {
+		if Type(le.Uint32(bad[i:])) == TypeArray {
+			le.PutUint32(bad[i+4:], le.Uint32(bad[i+4:])+8)
+			break
+		}
+	}
+	if _, err := DecodeObject(bad); err == nil {
+		t.Fatal("an array with a byte_len 8 too long decoded")
+	}
+}
