@@ -392,3 +392,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStoreHostUUIDIsStablePerDevice(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udid := "00008101-000A1B2C3D4E001E"
+	a, err := s.HostUUID(udid)
+	if err != nil || a == ([16]byte{}) || a[6]>>4 != 4 {
+		t.Fatalf("host UUID %x: %v", a, err)
+	}
+	s2, _ := OpenStore(dir)
+	if b, err := s2.HostUUID(udid); err != nil || b != a {
+		t.Fatalf("reopened store gives %x (%v), want %x", b, err, a)
+	}
+	if c, _ := s.HostUUID("00008101-000A1B2C3D4E0099"); c == a {
+		t.Fatal("two devices share a host UUID")
+	}
+	fi, err := os.Stat(filepath.Join(dir, udid+".host-uuid"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("host-uuid file: %v %v", fi, err)
+	}
+	os.WriteFile(filepath.Join(dir, udid+".host-uuid"), []byte("garbage"), 0o600)
+	if _, err := s.HostUUID(udid); err == nil {
+		t.Fatal("a garbled host-uuid file was accepted")
+	}
+	if _, err := s.HostUUID("../x"); err == nil {
+		t.Fatal("bad UDID accepted")
+	}
+}

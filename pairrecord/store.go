@@ -1,7 +1,10 @@
 package pairrecord
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -284,8 +287,7 @@ func (s *Store) Load(ctx context.Context, udid string) (*Record, error) {
 	return DirSource{Dir: s.dir, Name: "iosmux store"}.Load(ctx, udid)
 }
 
-// Save writes rec as <UDID>.plist (XML), atomically: a 0600 temporary file in the same
-// directory, synced, then renamed over the old one.
+// Save writes rec as <UDID>.plist (XML), atomically.
 func (s *Store) Save(udid string, rec *Record) error {
 	path, err := s.path(udid)
 	if err != nil {
@@ -295,15 +297,24 @@ func (s *Store) Save(udid string, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.dir, "."+udid+".*.tmp") // CreateTemp uses mode 0600
+	if err := s.writeFile(path, data); err != nil {
+		return fmt.Errorf("pairrecord: store: save %s: %w", udid, err)
+	}
+	return nil
+}
+
+// writeFile replaces path in the store atomically: a 0600 temporary file in the same
+// directory, synced, then renamed over the old one.
+func (s *Store) writeFile(path string, data []byte) error {
+	f, err := os.CreateTemp(s.dir, "."+filepath.Base(path)+".*.tmp") // CreateTemp uses mode 0600
 	if err != nil {
-		return fmt.Errorf("pairrecord: store: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("pairrecord: store: save %s: %w", udid, err)
+		return err
 	}
 	if err := f.Chmod(FileMode); err != nil {
 		return fail(err)
@@ -316,17 +327,45 @@ func (s *Store) Save(udid string, rec *Record) error {
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("pairrecord: store: save %s: %w", udid, err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("pairrecord: store: save %s: %w", udid, err)
+		return err
 	}
 	if d, err := os.Open(s.dir); err == nil {
 		d.Sync() // make the rename durable; best effort
 		d.Close()
 	}
 	return nil
+}
+
+// HostUUID is the RSD host Handshake UUID iosmux presents to the device: one per device,
+// made at random (version 4) on first use and kept in <UDID>.host-uuid.
+func (s *Store) HostUUID(udid string) ([16]byte, error) {
+	var u [16]byte
+	if !ValidUDID(udid) {
+		return u, fmt.Errorf("pairrecord: store: invalid UDID %q", udid)
+	}
+	path := filepath.Join(s.dir, udid+".host-uuid")
+	if b, err := os.ReadFile(path); err == nil {
+		if n, err := hex.Decode(u[:], bytes.ReplaceAll(bytes.TrimSpace(b), []byte("-"), nil)); err == nil && n == 16 {
+			return u, nil
+		}
+		return u, fmt.Errorf("pairrecord: store: %s is not a UUID (fix or delete it)", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return u, fmt.Errorf("pairrecord: store: host UUID: %w", err)
+	}
+	if _, err := rand.Read(u[:]); err != nil {
+		return u, err
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	text := fmt.Sprintf("%X-%X-%X-%X-%X\n", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	if err := s.writeFile(path, []byte(text)); err != nil {
+		return u, fmt.Errorf("pairrecord: store: host UUID: %w", err)
+	}
+	return u, nil
 }
 
 // Delete removes the device's record; a missing record is not an error.

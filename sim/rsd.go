@@ -2,7 +2,9 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -42,6 +44,9 @@ type RSDOptions struct {
 	KeepRootStream bool
 	// Untrusted serves the untrusted inventory (USB port 58783) instead of the trusted one.
 	Untrusted bool
+	// MixedHosts turns off the one-host rule (see hostRule): RSD peers with different host
+	// UUIDs may then share the device's services.
+	MixedHosts bool
 }
 
 // RSD is a running RSD endpoint and one listener per service it lists.
@@ -50,7 +55,9 @@ type RSD struct {
 	handshake *xpc.Dict
 	ports     map[string]int
 	names     []string
-	acc       *accept.Group
+	acc       *accept.Group // the RSD listener and its connections
+	svc       *accept.Group // the service listeners and their connections
+	hosts     hostRule
 }
 
 // Addr is the RSD endpoint's address.
@@ -63,11 +70,15 @@ func (r *RSD) Port(service string) (int, bool) { p, ok := r.ports[service]; retu
 func (r *RSD) Handshake() *xpc.Dict { return r.handshake }
 
 // Close stops the endpoint, its services and their connections.
-func (r *RSD) Close() { r.acc.Close() }
+func (r *RSD) Close() {
+	r.acc.Close()
+	r.svc.Close()
+}
 
 // ServeRSD serves the RSD endpoint on port and every listed service on a fresh port.
 func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSDOptions) (*RSD, error) {
-	r := &RSD{ports: map[string]int{}, acc: accept.New(ctx, d.Log)}
+	r := &RSD{ports: map[string]int{}, acc: accept.New(ctx, d.Log), svc: accept.New(ctx, d.Log)}
+	r.hosts.init(opts.MixedHosts)
 	services := d.Services()
 	if opts.Untrusted {
 		services = d.UntrustedServices()
@@ -88,7 +99,7 @@ func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSD
 		r.ports[s.Name] = p
 		r.names = append(r.names, s.Name)
 		entries.Entries = append(entries.Entries, xpc.Entry{Key: s.Name, Value: toXPC(s.Entry(p))})
-		r.acc.Serve(s.Name, ln, d.serviceHandler(s, opts))
+		r.svc.Serve(s.Name, ln, d.serviceHandler(s, opts))
 	}
 	r.handshake = xpc.NewDict(
 		"MessageType", "Handshake",
@@ -103,40 +114,73 @@ func (d *Device) ServeRSD(ctx context.Context, listen Listen, port int, opts RSD
 		return nil, fmt.Errorf("sim: rsd: listen: %w", err)
 	}
 	r.addr = ln.Addr()
-	r.acc.Serve("rsd", ln, func(ctx context.Context, nc net.Conn) { d.serveRSDConn(ctx, nc, r.handshake, opts) })
+	r.acc.Serve("rsd", ln, func(ctx context.Context, nc net.Conn) { d.serveRSDConn(ctx, nc, r, opts) })
 	d.Log.Info("rsd serving", "addr", r.addr.String(), "services", len(services))
 	return r, nil
 }
 
-// serveRSDConn runs one RSD connection: setup, Handshake, then hold it open as the device does.
-func (d *Device) serveRSDConn(ctx context.Context, nc net.Conn, handshake *xpc.Dict, opts RSDOptions) {
+// serveRSDConn runs one RSD connection: setup, Handshake, then hold it open as the device
+// does, reading what the host sends (its own Handshake among it) until it hangs up.
+func (d *Device) serveRSDConn(ctx context.Context, nc net.Conn, r *RSD, opts RSDOptions) {
+	remote := nc.RemoteAddr().String()
 	c, err := rsd.Server(ctx, nc, rsd.Options{})
 	if err != nil {
-		d.Log.Debug("rsd connection setup failed", "remote", nc.RemoteAddr().String(), "err", err)
+		d.logDrop("rsd", remote, fmt.Errorf("setup: %w", err))
 		return
 	}
 	defer c.Close()
-	go discard(ctx, c)
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = rsd.ServeHandshake(hctx, c, handshake, !opts.KeepRootStream)
+	defer r.hosts.leave(c)
+	go d.readHost(ctx, c, r, remote)
+	hctx, cancel := context.WithTimeout(ctx, rsdHandshakeTimeout)
+	err = rsd.ServeHandshake(hctx, c, r.handshake, !opts.KeepRootStream)
 	cancel()
 	if err != nil {
-		d.Log.Debug("rsd handshake not delivered", "remote", nc.RemoteAddr().String(), "err", err)
+		d.logDrop("rsd", remote, fmt.Errorf("handshake not delivered: %w", err))
 		return
 	}
 	select {
 	case <-c.Done():
+		d.logDrop("rsd", remote, c.Err())
 	case <-ctx.Done():
 	}
 }
 
-// discard reads and drops a connection's incoming messages until it ends.
-func discard(ctx context.Context, c *rsd.Conn) {
+// rsdHandshakeTimeout bounds how long a client may take to open both channels.
+const rsdHandshakeTimeout = 30 * time.Second
+
+// readHost takes the host's messages on an RSD connection; a host Handshake names the peer.
+func (d *Device) readHost(ctx context.Context, c *rsd.Conn, r *RSD, remote string) {
 	for {
-		if _, err := c.Receive(ctx); err != nil {
+		in, err := c.Receive(ctx)
+		if err != nil {
 			return
 		}
+		body, _ := in.Msg.Body.(*xpc.Dict)
+		if t, _ := body.String("MessageType"); t != "Handshake" {
+			continue
+		}
+		v, _ := body.Get("UUID")
+		u, ok := v.(xpc.UUID)
+		if !ok {
+			d.Log.Warn("rsd: host Handshake without a UUID", "remote", remote)
+			continue
+		}
+		if others := r.hosts.present(c, u); len(others) > 0 {
+			d.Log.Warn("rsd: a second RSD peer presents a different host UUID; closing every service",
+				"remote", remote, "uuid", u.String(), "previous", others[0].String())
+			r.svc.CloseConns()
+		}
 	}
+}
+
+// logDrop logs why a connection of the device ended: a clean end at debug level, anything
+// else at warn level with its cause.
+func (d *Device) logDrop(service, remote string, err error) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, rsd.ErrClosed) || errors.Is(err, context.Canceled) {
+		d.Log.Debug("connection ended", "service", service, "remote", remote, "err", err)
+		return
+	}
+	d.Log.Warn("connection dropped", "service", service, "remote", remote, "err", err)
 }
 
 // serviceHandler picks what serves a listed service.
@@ -148,7 +192,7 @@ func (d *Device) serviceHandler(s profile.Service, opts RSDOptions) accept.Handl
 		return func(ctx context.Context, nc net.Conn) { d.serveRemoteLockdown(ctx, nc, false) }
 	}
 	if h, ok := xpcServices[s.Name]; ok {
-		return func(ctx context.Context, nc net.Conn) { d.serveXPC(ctx, nc, h) }
+		return func(ctx context.Context, nc net.Conn) { d.serveXPC(ctx, nc, s.Name, h) }
 	}
 	return func(ctx context.Context, nc net.Conn) {
 		d.Log.Debug("service not simulated; closing", "service", s.Name)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 
@@ -17,17 +18,20 @@ var xpcServices = map[string]xpcHandler{
 	"com.apple.coredevice.deviceinfo": deviceInfo,
 }
 
-// serveXPC runs a RemoteXPC service connection: setup, then one reply per request.
-func (d *Device) serveXPC(ctx context.Context, nc net.Conn, h xpcHandler) {
+// serveXPC runs a RemoteXPC service connection: setup, then one reply per request. Every
+// end of the connection is logged with its cause.
+func (d *Device) serveXPC(ctx context.Context, nc net.Conn, name string, h xpcHandler) {
+	remote := nc.RemoteAddr().String()
 	c, err := rsd.Server(ctx, nc, rsd.Options{})
 	if err != nil {
-		d.Log.Debug("xpc service setup failed", "err", err)
+		d.logDrop(name, remote, fmt.Errorf("setup: %w", err))
 		return
 	}
 	defer c.Close()
 	for {
 		in, err := c.Receive(ctx)
 		if err != nil {
+			d.logDrop(name, remote, err)
 			return
 		}
 		req, _ := in.Msg.Body.(*xpc.Dict)
@@ -35,6 +39,7 @@ func (d *Device) serveXPC(ctx context.Context, nc net.Conn, h xpcHandler) {
 			continue
 		}
 		if err := c.Reply(ctx, in.Msg, h(d, req)); err != nil {
+			d.logDrop(name, remote, fmt.Errorf("reply: %w", err))
 			return
 		}
 	}
