@@ -45,6 +45,9 @@ type DeviceStatus struct {
 	Attempts       int       `json:"attempts"`
 	LastError      string    `json:"lastError,omitempty"`
 	LastErrorAt    time.Time `json:"lastErrorAt,omitzero"`
+	// ShimFailing lists the device's shim endpoints whose accepts fail now (EMFILE, …); they
+	// keep retrying and serve again when the cause is gone.
+	ShimFailing []string `json:"shimFailing,omitempty"`
 }
 
 // Status is iosmux's status route body.

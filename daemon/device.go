@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -200,7 +201,11 @@ func (d *deviceRun) openAndServe() error {
 // ensureShim points the device's shim at the tunnel, creating the shim on first use.
 func (d *deviceRun) ensureShim(ctx context.Context, t Tunnel) error {
 	if d.shim == nil {
-		s, err := shim.New(d.ctx, d.m.cfg.ShimHost, d.m.cfg.Log.With("udid", d.dev.UDID))
+		host, err := d.m.cfg.hostUUID(d.dev.UDID)
+		if err != nil {
+			return fmt.Errorf("host identity: %w", err)
+		}
+		s, err := shim.New(d.ctx, d.m.cfg.ShimHost, host, d.m.cfg.Log.With("udid", d.dev.UDID))
 		if err != nil {
 			return err
 		}
@@ -336,6 +341,12 @@ func (d *deviceRun) status() api.DeviceStatus {
 		s.BytesToDevice, s.BytesToHost = d.tun.Bytes()
 		addr, port := d.endpointLocked()
 		s.RSDEndpoint = net.JoinHostPort(addr, strconv.Itoa(port))
+	}
+	if d.shim != nil {
+		for _, f := range d.shim.Failing() {
+			s.ShimFailing = append(s.ShimFailing, fmt.Sprintf("%s: %v (since %s)", f.Endpoint, f.Err, f.Since.UTC().Format(time.RFC3339)))
+		}
+		sort.Strings(s.ShimFailing)
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/rsd"
+	"github.com/iosmux/iosmux/xpc"
 )
 
 // Config tunes the manager; zero values take the defaults below.
@@ -25,6 +27,9 @@ type Config struct {
 	Shim bool
 	// ShimHost is the loopback address shims listen on.
 	ShimHost string
+	// HostUUID gives the RSD host UUID a device's shim presents to it, stable per device
+	// (pairrecord.Store.HostUUID); nil makes a random one per shim.
+	HostUUID func(udid string) ([16]byte, error)
 	// OpenTimeout bounds one whole tunnel build.
 	OpenTimeout time.Duration
 	// LivenessInterval is how often a published tunnel's RSD endpoint is checked.
@@ -338,4 +343,16 @@ func checkRSD(ctx context.Context, t Tunnel) error {
 		return fmt.Errorf("liveness: %w", err)
 	}
 	return nil
+}
+
+// hostUUID is the host identity the device's shim presents.
+func (c Config) hostUUID(udid string) (xpc.UUID, error) {
+	if c.HostUUID != nil {
+		return c.HostUUID(udid)
+	}
+	var u xpc.UUID
+	_, err := rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u, err
 }

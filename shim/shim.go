@@ -21,6 +21,10 @@ import (
 // DialTimeout bounds each upstream dial through the tunnel.
 const DialTimeout = 10 * time.Second
 
+// ClientSetupTimeout bounds how long a local RSD client may take to open both channels; the
+// device is dialled only after that, so an idle client pins nothing upstream.
+const ClientSetupTimeout = 10 * time.Second
+
 // Dialer opens a connection to the device, normally through its tunnel.
 type Dialer func(ctx context.Context, network, address string) (net.Conn, error)
 
@@ -29,16 +33,20 @@ var ErrNoUpstream = errors.New("shim: device tunnel is down")
 
 // upstream is where the device's services are reachable right now.
 type upstream struct {
-	dial    Dialer
-	host    string // device address inside the tunnel
-	rsdPort int
-	ports   map[string]int // service name -> device port, from the last handshake
+	dial     Dialer
+	hostUUID xpc.UUID // what the device sees of every client
+	host     string   // device address inside the tunnel
+	rsdPort  int
+	ports    map[string]int // service name -> device port, from the last handshake
 }
 
 // Shim is one device's set of local endpoints.
 type Shim struct {
-	host string
-	log  *slog.Logger
+	host     string
+	hostUUID xpc.UUID
+	log      *slog.Logger
+	// setupTimeout is ClientSetupTimeout (shorter in tests).
+	setupTimeout time.Duration
 
 	ctx   context.Context
 	conns *accept.Group // listeners and both sides of every relayed connection
@@ -49,8 +57,9 @@ type Shim struct {
 	services map[string]net.Listener // service name -> local listener, stable for the shim's life
 }
 
-// New listens for the RSD endpoint on host (a loopback address) and returns the shim.
-func New(ctx context.Context, host string, log *slog.Logger) (*Shim, error) {
+// New listens for the RSD endpoint on host (a loopback address) and returns the shim, which
+// presents hostUUID in its host Handshake to the device for every client.
+func New(ctx context.Context, host string, hostUUID xpc.UUID, log *slog.Logger) (*Shim, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -59,7 +68,7 @@ func New(ctx context.Context, host string, log *slog.Logger) (*Shim, error) {
 		return nil, fmt.Errorf("shim: listen for rsd: %w", err)
 	}
 	g := accept.New(ctx, log)
-	s := &Shim{host: host, log: log, ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
+	s := &Shim{host: host, hostUUID: hostUUID, log: log, setupTimeout: ClientSetupTimeout, ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
 	g.Serve("rsd shim", ln, s.serveRSD)
 	return s, nil
 }
@@ -81,7 +90,7 @@ func (s *Shim) ServicePort(name string) (int, bool) {
 // SetUpstream points the shim at a (re)built tunnel: it reads the device's RSD handshake and
 // opens a local listener for every service not seen before.
 func (s *Shim) SetUpstream(ctx context.Context, dial Dialer, deviceAddr string, rsdPort int) (*rsd.Handshake, error) {
-	up := &upstream{dial: dial, host: deviceAddr, rsdPort: rsdPort, ports: map[string]int{}}
+	up := &upstream{dial: dial, hostUUID: s.hostUUID, host: deviceAddr, rsdPort: rsdPort, ports: map[string]int{}}
 	c, h, err := up.dialRSD(ctx)
 	if err != nil {
 		return nil, err
@@ -141,7 +150,8 @@ func (u *upstream) dialPort(ctx context.Context, port int) (net.Conn, error) {
 	return u.dial(ctx, "tcp", net.JoinHostPort(u.host, strconv.Itoa(port)))
 }
 
-// dialRSD opens an RSD connection to the device and reads its handshake.
+// dialRSD opens an RSD connection to the device as a host does: setup, iosmux's host
+// Handshake, then the device's.
 func (u *upstream) dialRSD(ctx context.Context) (*rsd.Conn, *rsd.Handshake, error) {
 	nc, err := u.dialPort(ctx, u.rsdPort)
 	if err != nil {
@@ -153,7 +163,7 @@ func (u *upstream) dialRSD(ctx context.Context) (*rsd.Conn, *rsd.Handshake, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("shim: device rsd: %w", err)
 	}
-	h, err := rsd.ReadHandshake(ctx, c, nil)
+	h, err := rsd.ReadHandshake(ctx, c, &u.hostUUID)
 	if err != nil {
 		c.Close()
 		return nil, nil, fmt.Errorf("shim: device rsd: %w", err)
@@ -232,22 +242,38 @@ func (s *Shim) rewriteHandshake(h *rsd.Handshake) *xpc.Dict {
 	return out
 }
 
+// Failing lists the shim's endpoints whose accepts are failing now.
+func (s *Shim) Failing() []accept.Failure { return s.conns.Failing() }
+
 // serveRSD answers a local RSD client with the device's handshake (ports rewritten) and then
-// relays messages both ways on the same streams with the same ids.
+// relays messages both ways on the same streams with the same ids. The device is dialled
+// once the client has set up both channels, within ClientSetupTimeout.
 func (s *Shim) serveRSD(_ context.Context, nc net.Conn) {
+	remote := nc.RemoteAddr().String()
 	up, err := s.current()
 	if err != nil {
-		s.log.Debug("shim: refusing rsd connection", "err", err)
+		s.log.Debug("shim: refusing rsd connection", "remote", remote, "err", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	client, err := rsd.Server(ctx, nc, rsd.Options{})
 	if err != nil {
-		s.log.Debug("shim: rsd client setup failed", "err", err)
+		s.log.Debug("shim: rsd client setup failed", "remote", remote, "err", err)
 		return
 	}
 	defer client.Close()
+	select {
+	case <-client.Ready():
+	case <-client.Done():
+		s.log.Debug("shim: rsd client left during setup", "remote", remote, "err", client.Err())
+		return
+	case <-time.After(s.setupTimeout):
+		s.log.Debug("shim: rsd client did not open both channels in time; dropped", "remote", remote)
+		return
+	case <-ctx.Done():
+		return
+	}
 	dev, h, err := up.dialRSD(ctx)
 	if err != nil {
 		s.log.Warn("shim: rsd upstream failed", "err", err)
@@ -255,16 +281,17 @@ func (s *Shim) serveRSD(_ context.Context, nc net.Conn) {
 	}
 	defer dev.Close()
 	if err := rsd.ServeHandshake(ctx, client, s.rewriteHandshake(h), true); err != nil {
-		s.log.Debug("shim: rsd handshake to client failed", "err", err)
+		s.log.Debug("shim: rsd handshake to client failed", "remote", remote, "err", err)
 		return
 	}
-	go forward(ctx, client, dev)
-	forward(ctx, dev, client)
+	go s.forward(ctx, client, dev, true)
+	s.forward(ctx, dev, client, false)
 }
 
 // forward relays every MSG received on from to the same stream of to; each side's channel
-// setup (HEADER, PING) was already exchanged by its own connection.
-func forward(ctx context.Context, from, to *rsd.Conn) {
+// setup (HEADER, PING) was already exchanged by its own connection. A client's own host
+// Handshake is never passed on: the device sees only iosmux's.
+func (s *Shim) forward(ctx context.Context, from, to *rsd.Conn, fromClient bool) {
 	defer to.Close()
 	for {
 		in, err := from.Receive(ctx)
@@ -274,8 +301,22 @@ func forward(ctx context.Context, from, to *rsd.Conn) {
 		if in.Msg.Flags.Type() != xpc.TypeMsg {
 			continue
 		}
+		if fromClient && isHandshake(in.Msg) {
+			s.log.Debug("shim: kept a client's host Handshake from the device", "remote", from.RemoteAddr().String())
+			continue
+		}
 		if err := to.Send(ctx, in.Stream, in.Msg); err != nil {
 			return
 		}
 	}
+}
+
+// isHandshake reports whether m carries an RSD Handshake dictionary.
+func isHandshake(m *xpc.Message) bool {
+	d, ok := m.Body.(*xpc.Dict)
+	if !ok {
+		return false
+	}
+	t, _ := d.String("MessageType")
+	return t == "Handshake"
 }

@@ -17,6 +17,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// testHostUUID is the host identity the tests' shims present to the device.
+var testHostUUID = xpc.UUID{0x10, 0x5, 0x4e, 0x11, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1}
+
 // setup runs a simulated device's RSD on loopback (standing in for the tunnel) and a shim to it.
 func setup(t *testing.T) (*sim.Device, *sim.RSD, *Shim) {
 	t.Helper()
@@ -26,7 +29,7 @@ func setup(t *testing.T) (*sim.Device, *sim.RSD, *Shim) {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
-	s, err := New(context.Background(), "127.0.0.1", nil)
+	s, err := New(context.Background(), "127.0.0.1", testHostUUID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

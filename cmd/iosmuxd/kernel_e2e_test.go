@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -78,6 +79,12 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 	out, err := peertest.Node(t, 90*time.Second, []string{"ip", "netns", "exec", ns}, "rsd-discover.mjs", "X", entry.Address, strconv.Itoa(entry.Port))
 	if err != nil || !bytes.Contains(out, []byte("com.apple.mobile.lockdown.remote.trusted")) {
 		t.Fatalf("discoverServices through the kernel TUN: %v %s", err, out)
+	}
+	// Every client setup order, through the tunnel address itself (no shim in between).
+	mx := exec.Command("ip", "netns", "exec", ns, os.Args[0])
+	mx.Env = append(os.Environ(), matrixEnv+"="+net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)))
+	if out, err := mx.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("order matrix passed")) {
+		t.Fatalf("client-order matrix through the tunnel address: %v\n%s", err, out)
 	}
 	if !bytes.Contains(curl("/shutdown"), []byte(`"operation": "shutdown"`)) {
 		t.Fatal("shutdown route did not answer")

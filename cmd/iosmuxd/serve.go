@@ -180,7 +180,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
 	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
-		Shim: shimOn, LivenessInterval: f.liveness, Version: version})
+		Shim: shimOn, HostUUID: store.HostUUID, LivenessInterval: f.liveness, Version: version})
 	srv := &http.Server{Handler: api.New(m, log), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("iosmuxd serving", "api", "http://"+ln.Addr().String(), "usbmuxd", mux.String(),

@@ -7,10 +7,25 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // MaxConns bounds the connections one listener serves at once; more are refused.
 const MaxConns = 4096
+
+// Accept errors other than a closed listener (EMFILE, ENFILE, ENOBUFS, …) are retried after
+// a pause that doubles from firstRetry up to maxRetry.
+const (
+	firstRetry = 5 * time.Millisecond
+	maxRetry   = time.Second
+)
+
+// Failure is an endpoint whose accepts are failing.
+type Failure struct {
+	Endpoint string
+	Err      error
+	Since    time.Time
+}
 
 // Handler serves one accepted connection; it must return when ctx ends.
 type Handler func(ctx context.Context, nc net.Conn)
@@ -24,6 +39,7 @@ type Group struct {
 	mu     sync.Mutex
 	lns    []net.Listener
 	conns  map[net.Conn]struct{}
+	failed map[string]Failure
 }
 
 // New returns a group that ends with ctx or Close.
@@ -32,7 +48,7 @@ func New(ctx context.Context, log *slog.Logger) *Group {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Group{ctx: ctx, cancel: cancel, log: log, conns: map[net.Conn]struct{}{}}
+	g := &Group{ctx: ctx, cancel: cancel, log: log, conns: map[net.Conn]struct{}{}, failed: map[string]Failure{}}
 	context.AfterFunc(ctx, g.closeAll)
 	return g
 }
@@ -40,7 +56,8 @@ func New(ctx context.Context, log *slog.Logger) *Group {
 // Context ends when the group closes.
 func (g *Group) Context() context.Context { return g.ctx }
 
-// Serve accepts on ln until the group closes, running h for each connection.
+// Serve accepts on ln until the group closes, running h for each connection. An accept
+// error pauses the loop (with backoff) and shows in Failing until an accept succeeds again.
 func (g *Group) Serve(name string, ln net.Listener, h Handler) {
 	g.mu.Lock()
 	g.lns = append(g.lns, ln)
@@ -52,13 +69,25 @@ func (g *Group) Serve(name string, ln net.Listener, h Handler) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
+		retry := time.Duration(0)
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
-				if !errors.Is(err, net.ErrClosed) && g.ctx.Err() == nil {
-					g.log.Warn("accept failed", "endpoint", name, "err", err)
+				if errors.Is(err, net.ErrClosed) || g.ctx.Err() != nil {
+					return
 				}
-				return
+				retry = min(max(2*retry, firstRetry), maxRetry)
+				g.failing(name, err)
+				select {
+				case <-time.After(retry):
+				case <-g.ctx.Done():
+					return
+				}
+				continue
+			}
+			if retry != 0 {
+				retry = 0
+				g.recovered(name)
 			}
 			select {
 			case sem <- struct{}{}:
@@ -81,6 +110,41 @@ func (g *Group) Serve(name string, ln net.Listener, h Handler) {
 			}()
 		}
 	}()
+}
+
+// failing records an accept error; the first of a run is logged at warn level.
+func (g *Group) failing(name string, err error) {
+	g.mu.Lock()
+	f, already := g.failed[name]
+	if !already {
+		f = Failure{Endpoint: name, Since: time.Now()}
+	}
+	f.Err = err
+	g.failed[name] = f
+	g.mu.Unlock()
+	if !already {
+		g.log.Warn("accept failing; retrying", "endpoint", name, "err", err)
+	}
+}
+
+// recovered clears an endpoint's failure once it accepts again.
+func (g *Group) recovered(name string) {
+	g.mu.Lock()
+	f := g.failed[name]
+	delete(g.failed, name)
+	g.mu.Unlock()
+	g.log.Info("accepting again", "endpoint", name, "failed_for", time.Since(f.Since).Round(time.Millisecond).String())
+}
+
+// Failing lists the endpoints whose accepts are failing now.
+func (g *Group) Failing() []Failure {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Failure
+	for _, f := range g.failed {
+		out = append(out, f)
+	}
+	return out
 }
 
 // Track adds a connection the group must close when it ends; false means it has ended.

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iosmux/iosmux/rsd/rsdtest"
+)
+
+// matrixRuns is how many times each client order runs against each endpoint.
+const matrixRuns = 20
+
+// orderMatrix runs every client setup order of remotexpc.md §7.1 against the RSD endpoint at
+// addr, matrixRuns times each, reading every frame (RST_STREAM included); it returns the first
+// failure. wantUDID, when set, must be the handshake's device.
+func orderMatrix(addr, wantUDID string) error {
+	for _, o := range rsdtest.Orders {
+		for i := range matrixRuns {
+			c, err := rsdtest.Dial(addr, 30*time.Second)
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", o, i, err)
+			}
+			h, err := c.Handshake(o, true)
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", o, i, err)
+			}
+			if wantUDID != "" && h.UDID() != wantUDID {
+				return fmt.Errorf("%s run %d: handshake of %q, want %q", o, i, h.UDID(), wantUDID)
+			}
+		}
+	}
+	return nil
+}
+
+// matrixEnv makes this test binary run orderMatrix against the address it names and exit:
+// the kernel test runs it inside its network namespace.
+const matrixEnv = "IOSMUXD_ORDER_MATRIX"
+
+func init() {
+	if addr := os.Getenv(matrixEnv); addr != "" {
+		if err := orderMatrix(addr, ""); err != nil {
+			fmt.Fprintln(os.Stderr, "order matrix:", err)
+			os.Exit(1)
+		}
+		fmt.Println("order matrix passed")
+		os.Exit(0)
+	}
+}
+
+// TestOrderMatrixAgainstSimulate runs the client-order matrix against `iosmuxd simulate --rsd`.
+func TestOrderMatrixAgainstSimulate(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "simulate", "--rsd", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("simulate log:\n%s", logs.String())
+		}
+	}()
+	var udid, addr string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && addr == "" {
+		if v, ok := strings.CutPrefix(sc.Text(), "udid "); ok {
+			udid = v
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "rsd "); ok {
+			addr = v
+		}
+	}
+	if addr == "" || udid == "" {
+		t.Fatalf("simulate printed no udid/rsd lines")
+	}
+	if err := orderMatrix(addr, udid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOrderMatrixAgainstShim runs the client-order matrix against the loopback shim endpoint
+// the daemon advertises in GET /.
+func TestOrderMatrixAgainstShim(t *testing.T) {
+	e := startEnv(t, 1, false)
+	d := e.devs[0]
+	e.waitPublished(d.UDID)
+	entry := e.tunnels()[d.UDID][0]
+	if err := orderMatrix(net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), d.UDID); err != nil {
+		t.Fatal(err)
+	}
+}
