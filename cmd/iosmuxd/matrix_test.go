@@ -78,7 +78,7 @@ func TestOrderMatrixAgainstSimulate(t *testing.T) {
 	}()
 	var udid, addr string
 	sc := bufio.NewScanner(out)
-	for sc.Scan() && addr == "" {
+	for addr == "" && sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "udid "); ok {
 			udid = v
 		}
