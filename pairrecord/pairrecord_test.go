@@ -13,10 +13,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 
 	"howett.net/plist"
 )
@@ -421,5 +424,28 @@ func TestStoreHostUUIDIsStablePerDevice(t *testing.T) {
 	}
 	if _, err := s.HostUUID("../x"); err == nil {
 		t.Fatal("bad UDID accepted")
+	}
+}
+
+// TestParseRefusesPlistBomb: a ~300-byte binary plist that decodes to 14^5 copies of a
+// 200-byte data object (about 100 MB) is refused before decoding, with little allocated.
+func TestParseRefusesPlistBomb(t *testing.T) {
+	bomb := peertest.PlistBomb(5, 14, 200)
+	if len(bomb) > 512 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Parse(bomb)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Parse(bomb) = %v, want ErrInvalid", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("parsing a %d-byte record allocated %d bytes", len(bomb), grew)
+	}
+	// The same shape, small, is an ordinary (if odd) plist: the check is not a blanket refusal.
+	if _, err := Parse(peertest.PlistBomb(1, 2, 16)); err != nil && strings.Contains(err.Error(), "limits") {
+		t.Fatalf("a small plist was refused for its size: %v", err)
 	}
 }

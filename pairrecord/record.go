@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/iosmux/iosmux/internal/plistlimit"
 	"log/slog"
 	"sort"
 	"strings"
@@ -56,8 +57,13 @@ type Record struct {
 	Extra map[string]any
 }
 
+// MaxRecordValues bounds what a pair record's plist may expand to (plistlimit.Check's units:
+// about 1 MiB of strings and data); a real record has a dozen values.
+const MaxRecordValues = 1 << 14
+
 // Parse decodes an XML or binary plist pair record (the OpenStep text forms are refused). Data-typed keys given as strings (as in
-// JSON-derived records) are accepted.
+// JSON-derived records) are accepted. Input
+// over 1 MiB or expanding past MaxRecordValues is refused before the plist library sees it.
 func Parse(data []byte) (rec *Record, err error) {
 	defer func() {
 		// The plist library may panic on hostile input; never let it crash the caller.
@@ -66,6 +72,12 @@ func Parse(data []byte) (rec *Record, err error) {
 		}
 	}()
 	var m map[string]any
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrInvalid, len(data), maxFileSize)
+	}
+	if err := plistlimit.Check(data, MaxRecordValues); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	format, err := plist.Unmarshal(data, &m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
