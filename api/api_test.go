@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type fakeDaemon struct {
@@ -127,6 +129,7 @@ func TestRefusesForeignRequests(t *testing.T) {
 	bad := []map[string]string{
 		{"Host": "evil.example:49151"},
 		{"Host": "192.168.1.10:49151"},
+		{"Host": "127.0.0.1:49151.evil.com"},
 		{"Origin": "http://evil.example"},
 		{"Origin": "http://localhost:3000"},
 		{"Origin": "null"},
@@ -174,4 +177,59 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.Close()
+}
+
+func TestIsLoopbackHostParsesStrictly(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "127.0.0.1:49151": true, "localhost": true, "LOCALHOST:1": true,
+		"[::1]": true, "[::1]:49151": true, "::1": true, "127.1.2.3:80": true,
+		"127.0.0.1:49151.evil.com": false, "127.0.0.1:http": false, "127.0.0.1:": false,
+		"127.0.0.1:0": false, "127.0.0.1:65536": false, "127.0.0.1:+80": false,
+		"localhost:80.evil.com": false, "[::1]:x": false, "[::1": false, "::1]": false,
+		"127.0.0.1.evil.com": false, "evil.com:49151": false, "": false, "[]:80": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestServerClosesIdleConnsPastTheCap: idle connections past MaxConns are closed oldest
+// first, and a client that then asks gets its answer.
+func TestServerClosesIdleConnsPastTheCap(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(New(newFake(), nil), nil)
+	go srv.Serve(ln)
+	defer srv.Close()
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 2 * MaxConns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	// Every one of the first MaxConns is closed by the server (read returns EOF).
+	for i, c := range idle[:MaxConns] {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil || n != 0 {
+			t.Fatalf("idle connection %d still open past the cap: %v", i, err)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + ln.Addr().String() + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,13 +170,22 @@ func refuse(r *http.Request) string {
 	return ""
 }
 
-// IsLoopbackHost reports whether a Host header (name or address, optional port) is loopback.
+// IsLoopbackHost reports whether a Host header is a loopback name or address with an
+// optional numeric port (1–65535); anything else, such as "127.0.0.1:80.evil.com", is not.
 func IsLoopbackHost(hostport string) bool {
 	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
+	if h, port, err := net.SplitHostPort(hostport); err == nil {
+		n, perr := strconv.ParseUint(port, 10, 16)
+		if perr != nil || n == 0 || strings.TrimLeft(port, "0123456789") != "" {
+			return false
+		}
 		host = h
+	} else if strings.HasPrefix(hostport, "[") {
+		if !strings.HasSuffix(hostport, "]") {
+			return false
+		}
+		host = hostport[1 : len(hostport)-1]
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -1,16 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/internal/peertest"
+	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 )
@@ -68,5 +78,81 @@ func TestPlistBombPairRecords(t *testing.T) {
 	}
 	if code == 0 || !strings.Contains(errb.String(), "limits") {
 		t.Fatalf("import-pair-record of a plist bomb: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestIdleAPIConnectionsLeaveShimsServing: a daemon limited to 1024 file descriptors gets
+// 3 000 keep-alive connections on its API that each ask once and then sit idle; the API
+// closes the idle ones past its cap, so the device's shim still accepts and answers RSD, and
+// the API still answers. (Before the cap, the idle connections held every descriptor for good.)
+func TestIdleAPIConnectionsLeaveShimsServing(t *testing.T) {
+	peertest.Tool(t, "prlimit")
+	cmd := exec.Command("prlimit", "--nofile=1024:1024", "--", os.Args[0], "--simulate", "--backend", "userspace",
+		"--api", "127.0.0.1:0", "--state-dir", filepath.Join(t.TempDir(), "state"))
+	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var apiAddr string
+	sc := bufio.NewScanner(stderr)
+	for apiAddr == "" && sc.Scan() {
+		if _, rest, ok := strings.Cut(sc.Text(), "api=http://"); ok {
+			apiAddr, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if apiAddr == "" {
+		t.Fatal("daemon printed no API address")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	list := func() (map[string][]api.TunnelEntry, error) {
+		resp, err := client.Get("http://" + apiAddr + "/")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var m map[string][]api.TunnelEntry
+		return m, json.NewDecoder(resp.Body).Decode(&m)
+	}
+	var entry api.TunnelEntry
+	waitFor(t, "the virtual iPhone in GET /", func() bool {
+		m, err := list()
+		for _, e := range m {
+			entry = e[0]
+		}
+		return err == nil && len(m) == 1
+	})
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// Each asks once with keep-alive and then sits idle, as a leaky client pool would.
+	for range 3000 {
+		c, err := net.Dial("tcp", apiAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.Write([]byte("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, h, err := rsd.Dial(ctx, net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), nil)
+	if err != nil {
+		t.Fatalf("shim after 3000 idle API connections: %v", err)
+	}
+	c.Close()
+	if len(h.Services) == 0 {
+		t.Fatal("empty handshake")
+	}
+	if _, err := list(); err != nil {
+		t.Fatalf("API after 3000 idle connections: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -181,7 +180,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	}
 	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
 		Shim: shimOn, HostUUID: store.HostUUID, LivenessInterval: f.liveness, Version: version})
-	srv := &http.Server{Handler: api.New(m, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewServer(api.New(m, log), log)
 	go srv.Serve(ln)
 	log.Info("iosmuxd serving", "api", "http://"+ln.Addr().String(), "usbmuxd", mux.String(),
 		"backend", map[bool]string{true: "userspace", false: "kernel"}[userspace], "shim", shimOn, "pair_records", store.Dir())
