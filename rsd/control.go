@@ -52,9 +52,9 @@ func (q *control) signal() {
 func (c *Conn) queueControl(f ctlFrame) error {
 	q := &c.ctl
 	q.mu.Lock()
-	if len(q.frames) >= maxQueuedControl {
+	if n := len(q.frames); n >= maxQueuedControl {
 		q.mu.Unlock()
-		return fmt.Errorf("rsd: peer does not read: %d control frames waiting", len(q.frames))
+		return fmt.Errorf("rsd: peer does not read: %d control frames waiting", n)
 	}
 	q.frames = append(q.frames, f)
 	q.mu.Unlock()

@@ -21,6 +21,17 @@ import (
 // DialTimeout bounds each upstream dial through the tunnel.
 const DialTimeout = 10 * time.Second
 
+// Bounds on what local RSD clients can make the shim hold (docs/limits.md): the RSD port
+// carries only setup and Handshakes, so a client's messages are small.
+const (
+	// MaxRSDClients bounds local RSD connections at once (each holds one to the device).
+	MaxRSDClients = 64
+	// MaxClientMessage bounds one message from a local RSD client and its unfinished ones.
+	MaxClientMessage = 256 << 10
+	// MaxServices bounds the services a device's handshake may make the shim listen for.
+	MaxServices = 512
+)
+
 // ClientSetupTimeout bounds how long a local RSD client may take to open both channels; the
 // device is dialled only after that, so an idle client pins nothing upstream.
 const ClientSetupTimeout = 10 * time.Second
@@ -69,7 +80,7 @@ func New(ctx context.Context, host string, hostUUID xpc.UUID, log *slog.Logger) 
 	}
 	g := accept.New(ctx, log)
 	s := &Shim{host: host, hostUUID: hostUUID, log: log, setupTimeout: ClientSetupTimeout, ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
-	g.Serve("rsd shim", ln, s.serveRSD)
+	g.ServeN("rsd shim", ln, MaxRSDClients, s.serveRSD)
 	return s, nil
 }
 
@@ -103,6 +114,15 @@ func (s *Shim) SetUpstream(ctx context.Context, dial Dialer, deviceAddr string, 
 	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
 		return nil, fmt.Errorf("shim: closed")
+	}
+	fresh := 0
+	for _, svc := range h.Services {
+		if _, ok := s.services[svc.Name]; !ok {
+			fresh++
+		}
+	}
+	if len(s.services)+fresh > MaxServices {
+		return nil, fmt.Errorf("shim: device would have %d service listeners, over the limit of %d", len(s.services)+fresh, MaxServices)
 	}
 	for _, svc := range h.Services {
 		if _, ok := s.services[svc.Name]; ok {
@@ -257,7 +277,7 @@ func (s *Shim) serveRSD(_ context.Context, nc net.Conn) {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	client, err := rsd.Server(ctx, nc, rsd.Options{})
+	client, err := rsd.Server(ctx, nc, rsd.Options{MaxMessageSize: MaxClientMessage, MaxPartialBytes: MaxClientMessage})
 	if err != nil {
 		s.log.Debug("shim: rsd client setup failed", "remote", remote, "err", err)
 		return

@@ -56,16 +56,20 @@ func New(ctx context.Context, log *slog.Logger) *Group {
 // Context ends when the group closes.
 func (g *Group) Context() context.Context { return g.ctx }
 
-// Serve accepts on ln until the group closes, running h for each connection. An accept
-// error pauses the loop (with backoff) and shows in Failing until an accept succeeds again.
-func (g *Group) Serve(name string, ln net.Listener, h Handler) {
+// Serve accepts on ln until the group closes, running h for each connection, at most
+// MaxConns at once. An accept error pauses the loop (with backoff) and shows in Failing until
+// an accept succeeds again.
+func (g *Group) Serve(name string, ln net.Listener, h Handler) { g.ServeN(name, ln, MaxConns, h) }
+
+// ServeN is Serve with at most maxConns connections at once; more are closed on arrival.
+func (g *Group) ServeN(name string, ln net.Listener, maxConns int, h Handler) {
 	g.mu.Lock()
 	g.lns = append(g.lns, ln)
 	g.mu.Unlock()
 	if g.ctx.Err() != nil {
 		ln.Close()
 	}
-	sem := make(chan struct{}, MaxConns)
+	sem := make(chan struct{}, maxConns)
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
