@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/iosmux/iosmux/internal/lograte"
 )
 
 // StatusPath is iosmux's own status route.
@@ -144,9 +145,10 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 // guard refuses requests that a web page could have sent: a Host that is not a loopback name
 // (DNS rebinding) and cross-site browser requests (Origin, Sec-Fetch-Site).
 func guard(next http.Handler, log *slog.Logger) http.Handler {
+	noisy := lograte.New(log, 10*time.Second, 5)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := refuse(r); reason != "" {
-			log.Warn("api: refused request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "reason", reason)
+			noisy.Log(slog.LevelWarn, reason, "api: refused request", "method", r.Method, "path", r.URL.Path, "host", r.Host, "reason", reason)
 			writeJSON(w, http.StatusForbidden, []byte(`{"detail":"Forbidden"}`))
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iosmux/iosmux/internal/accept"
+	"github.com/iosmux/iosmux/internal/lograte"
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
 )
@@ -59,6 +60,8 @@ type Shim struct {
 	// setupTimeout is ClientSetupTimeout (shorter in tests).
 	setupTimeout time.Duration
 
+	noisy *lograte.Limiter // repeated upstream failures
+
 	ctx   context.Context
 	conns *accept.Group // listeners and both sides of every relayed connection
 
@@ -79,7 +82,8 @@ func New(ctx context.Context, host string, hostUUID xpc.UUID, log *slog.Logger) 
 		return nil, fmt.Errorf("shim: listen for rsd: %w", err)
 	}
 	g := accept.New(ctx, log)
-	s := &Shim{host: host, hostUUID: hostUUID, log: log, setupTimeout: ClientSetupTimeout, ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
+	s := &Shim{host: host, hostUUID: hostUUID, log: log, setupTimeout: ClientSetupTimeout,
+		noisy: lograte.New(log, accept.LogWindow, accept.LogBurst), ctx: g.Context(), conns: g, rsdLn: ln, services: map[string]net.Listener{}}
 	g.ServeN("rsd shim", ln, MaxRSDClients, s.serveRSD)
 	return s, nil
 }
@@ -205,7 +209,7 @@ func (s *Shim) relayService(name string, nc net.Conn) {
 	}
 	dc, err := up.dialPort(s.ctx, port)
 	if err != nil {
-		s.log.Warn("shim: dial device service failed", "service", name, "err", err)
+		s.noisy.Log(slog.LevelWarn, "dial "+name, "shim: dial device service failed", "service", name, "err", err)
 		return
 	}
 	if !s.conns.Track(dc) {
@@ -296,7 +300,7 @@ func (s *Shim) serveRSD(_ context.Context, nc net.Conn) {
 	}
 	dev, h, err := up.dialRSD(ctx)
 	if err != nil {
-		s.log.Warn("shim: rsd upstream failed", "err", err)
+		s.noisy.Log(slog.LevelWarn, "rsd", "shim: rsd upstream failed", "err", err)
 		return
 	}
 	defer dev.Close()

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/iosmux/iosmux/internal/lograte"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/xpc"
 )
@@ -17,7 +19,8 @@ type Device struct {
 	UUID xpc.UUID
 	Log  *slog.Logger
 
-	lockdown *lockdownState // lockdownd's trust, paired hosts and started services
+	lockdown *lockdownState   // lockdownd's trust, paired hosts and started services
+	noisy    *lograte.Limiter // repeated dropped-connection warnings
 
 	mu         sync.Mutex
 	tunnelOpts TunnelOptions // for tunnels lockdownd's CoreDeviceProxy starts
@@ -35,7 +38,8 @@ func NewDevice(p *profile.Profile, seed string, log *slog.Logger) *Device {
 	copy(u[:], sum[:16])
 	u[6] = u[6]&0x0f | 0x40 // version 4 layout
 	u[8] = u[8]&0x3f | 0x80
-	return &Device{Device: pd, UUID: u, Log: log.With("udid", pd.UDID), lockdown: newLockdownState()}
+	log = log.With("udid", pd.UDID)
+	return &Device{Device: pd, UUID: u, Log: log, lockdown: newLockdownState(), noisy: lograte.New(log, 10*time.Second, 5)}
 }
 
 // toXPC converts the profile's ordered Go values into XPC values.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -180,7 +181,7 @@ func (d *Device) logDrop(service, remote string, err error) {
 		d.Log.Debug("connection ended", "service", service, "remote", remote, "err", err)
 		return
 	}
-	d.Log.Warn("connection dropped", "service", service, "remote", remote, "err", err)
+	d.noisy.Log(slog.LevelWarn, "drop "+service, "connection dropped", "service", service, "remote", remote, "err", err)
 }
 
 // serviceHandler picks what serves a listed service.

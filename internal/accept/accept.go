@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/iosmux/iosmux/internal/lograte"
 )
 
 // MaxConns bounds the connections one listener serves at once; more are refused.
@@ -18,6 +20,13 @@ const MaxConns = 4096
 const (
 	firstRetry = 5 * time.Millisecond
 	maxRetry   = time.Second
+)
+
+// Repeated warnings (refused connections) pass LogBurst times per LogWindow and endpoint,
+// then are summarised.
+const (
+	LogWindow = 10 * time.Second
+	LogBurst  = 5
 )
 
 // Failure is an endpoint whose accepts are failing.
@@ -40,6 +49,7 @@ type Group struct {
 	lns    []net.Listener
 	conns  map[net.Conn]struct{}
 	failed map[string]Failure
+	noisy  *lograte.Limiter // repeated refusals
 }
 
 // New returns a group that ends with ctx or Close.
@@ -48,7 +58,8 @@ func New(ctx context.Context, log *slog.Logger) *Group {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Group{ctx: ctx, cancel: cancel, log: log, conns: map[net.Conn]struct{}{}, failed: map[string]Failure{}}
+	g := &Group{ctx: ctx, cancel: cancel, log: log, conns: map[net.Conn]struct{}{}, failed: map[string]Failure{},
+		noisy: lograte.New(log, LogWindow, LogBurst)}
 	context.AfterFunc(ctx, g.closeAll)
 	return g
 }
@@ -96,7 +107,7 @@ func (g *Group) ServeN(name string, ln net.Listener, maxConns int, h Handler) {
 			select {
 			case sem <- struct{}{}:
 			default:
-				g.log.Warn("too many connections; refusing one", "endpoint", name)
+				g.noisy.Log(slog.LevelWarn, "refuse "+name, "too many connections; refusing one", "endpoint", name)
 				nc.Close()
 				continue
 			}
