@@ -202,7 +202,7 @@ func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (strin
 	if f.devices < 1 {
 		return "", nil, fmt.Errorf("--devices %d: want at least 1", f.devices)
 	}
-	dir, err := os.MkdirTemp("", "iosmux-sim-")
+	dir, err := newSimDir()
 	if err != nil {
 		return "", nil, err
 	}
