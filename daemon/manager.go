@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iosmux/iosmux/api"
@@ -90,6 +91,8 @@ type Manager struct {
 	wg       sync.WaitGroup
 	shutdown chan struct{}
 	once     sync.Once
+
+	generations atomic.Uint64 // the last tunnel generation handed out (inject.go)
 
 	mu      sync.Mutex
 	devices map[string]*deviceRun
