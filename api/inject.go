@@ -93,7 +93,7 @@ func injectQuery(r *http.Request) (wait time.Duration, notGen uint64, msg string
 	q := r.URL.Query()
 	if v := q.Get("wait"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs < 0 || secs > InjectMaxWait.Seconds() {
+		if err != nil || !(secs >= 0 && secs <= InjectMaxWait.Seconds()) { // NaN fails both
 			return 0, 0, "wait must be a number of seconds from 0 to " + strconv.Itoa(int(InjectMaxWait.Seconds()))
 		}
 		wait = time.Duration(secs * float64(time.Second))
