@@ -1,5 +1,8 @@
 /* iosmux_inject: see iosmux_inject.h. C99 plus POSIX sockets. */
 #define _POSIX_C_SOURCE 200809L
+#ifdef __APPLE__
+#define _DARWIN_C_SOURCE /* SO_NOSIGPIPE, hidden under plain POSIX */
+#endif
 
 #include "iosmux_inject.h"
 
@@ -366,7 +369,7 @@ static int dial(const char *host, int port, int timeout_ms, char *err, size_t er
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) continue;
-        /* SO_SNDTIMEO also bounds connect on Linux and macOS. */
+        /* SO_SNDTIMEO also bounds connect on Linux; iosmuxd is on loopback, where connect does not wait. */
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 #ifdef SO_NOSIGPIPE
