@@ -49,8 +49,8 @@ func (d *deviceRun) injectDevice() (api.InjectDevice, Tunnel) {
 		udid = d.info.UDID
 	}
 	out := api.InjectDevice{UDID: udid, Generation: d.inject.generation, State: d.state, Name: d.info.DeviceName}
-	if d.state != StatePublished || d.tun == nil {
-		return out, nil
+	if d.state != StatePublished || d.tun == nil || d.paused || isDone(d.tun.Done()) {
+		return out, nil // down, or going down: cancelled or ended but not yet torn down
 	}
 	h := d.inject.handshake
 	if h == nil {
@@ -65,6 +65,16 @@ func (d *deviceRun) injectDevice() (api.InjectDevice, Tunnel) {
 	}
 	out.Ready = true
 	return out, nil
+}
+
+// isDone reports whether ch is closed.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // fillHandshake reads t's RSD handshake into the current generation, if t is still current.

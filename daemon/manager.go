@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/lockdown"
-	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
 )
 
@@ -331,18 +328,7 @@ func (m *Manager) ClearTunnels() {
 
 // checkRSD runs one RSD handshake through a tunnel: the liveness probe.
 func checkRSD(ctx context.Context, t Tunnel) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nc, err := t.Dial(ctx, "tcp", net.JoinHostPort(t.ServerAddress().String(), strconv.Itoa(t.RSDPort())))
-	if err != nil {
-		return fmt.Errorf("liveness: dial rsd: %w", err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
-	if err != nil {
-		return fmt.Errorf("liveness: %w", err)
-	}
-	defer c.Close()
-	if _, err := rsd.ReadHandshake(ctx, c, nil); err != nil {
+	if _, err := readHandshake(ctx, t); err != nil {
 		return fmt.Errorf("liveness: %w", err)
 	}
 	return nil
