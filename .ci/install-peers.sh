@@ -7,6 +7,8 @@
 #     is compiled here by node-gyp: g++, make, python3, pkg-config, and OpenSSL's and
 #     zlib's static/dev files (it links libssl.a/libcrypto.a found via pkg-config,
 #     and -lz), plus Node's headers (/usr/include/node, shipped by the nodejs package).
+#   - gcc: the system C compiler (`cc`) that builds inject/client's C99 library and its test
+#     program (inject/client_test.go), with AddressSanitizer (libasan, a gcc dependency).
 # usbmuxd itself is NOT installed: the tests run the simulator's usbmuxd.
 #
 # Runs as root on a fresh Debian 12 machine (CI=true) or again on a used one:
@@ -23,6 +25,7 @@ APT_PACKAGES=(
   libimobiledevice-utils
   openssl
   iproute2
+  gcc
   g++
   make
   python3

@@ -36,6 +36,7 @@ func New(d Daemon, log *slog.Logger) http.Handler {
 	r.HandleFunc("/cancel", s.cancel).Methods(http.MethodGet)
 	r.HandleFunc("/start-tunnel", s.startTunnel).Methods(http.MethodGet)
 	r.HandleFunc(StatusPath, s.status).Methods(http.MethodGet)
+	s.addInjectRoutes(r) // inject.go
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(`{"detail":"Not Found"}`))
 	})

@@ -48,6 +48,8 @@ type DeviceStatus struct {
 	// ShimFailing lists the device's shim endpoints whose accepts fail now (EMFILE, …); they
 	// keep retrying and serve again when the cause is gone.
 	ShimFailing []string `json:"shimFailing,omitempty"`
+	// DeviceName is lockdown's DeviceName.
+	DeviceName string `json:"deviceName,omitempty"`
 }
 
 // Status is iosmux's status route body.

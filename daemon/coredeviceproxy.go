@@ -76,6 +76,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	info.ProductType, _ = lc.GetString(sctx, "", "ProductType")
 	info.ProductVersion, _ = lc.GetString(sctx, "", "ProductVersion")
 	info.UDID, _ = lc.GetString(sctx, "", "UniqueDeviceID")
+	info.DeviceName, _ = lc.GetString(sctx, "", "DeviceName")
 	stage("StartService " + CoreDeviceProxyService)
 	svc, err := lc.StartService(sctx, CoreDeviceProxyService, nil)
 	if err != nil {

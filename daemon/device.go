@@ -36,6 +36,7 @@ type deviceRun struct {
 	attempts  int
 	lastErr   string
 	lastErrAt time.Time
+	inject    injectState // what the inject routes serve (inject.go)
 }
 
 func newDeviceRun(m *Manager, dev Device) *deviceRun {
@@ -180,6 +181,7 @@ func (d *deviceRun) openAndServe() error {
 	if info != (Info{}) {
 		d.info = info // keep what an earlier build learned when this one learned nothing
 	}
+	d.newGenerationLocked()
 	d.setStateLocked(StatePublished)
 	d.mu.Unlock()
 	log.Info("tunnel published", "address", t.ServerAddress(), "rsd_port", t.RSDPort(), "interface", t.Interface())
@@ -213,7 +215,8 @@ func (d *deviceRun) ensureShim(ctx context.Context, t Tunnel) error {
 		d.shim = s
 		d.mu.Unlock()
 	}
-	_, err := d.shim.SetUpstream(ctx, t.Dial, t.ServerAddress().String(), t.RSDPort())
+	h, err := d.shim.SetUpstream(ctx, t.Dial, t.ServerAddress().String(), t.RSDPort())
+	d.noteHandshake(h)
 	return err
 }
 
@@ -323,7 +326,7 @@ func (d *deviceRun) status() api.DeviceStatus {
 	s := api.DeviceStatus{UDID: udid, State: d.state, ConnectionType: d.dev.ConnectionType,
 		Source: d.dev.Source, ProductType: d.info.ProductType, IOSVersion: d.info.ProductVersion,
 		Since: d.since, UptimeSeconds: time.Since(d.since).Seconds(), Attempts: d.attempts,
-		LastError: d.lastErr, LastErrorAt: d.lastErrAt}
+		LastError: d.lastErr, LastErrorAt: d.lastErrAt, DeviceName: d.info.DeviceName}
 	if d.state == StateOpening && d.stage != "" {
 		s.State = StateOpening + ": " + d.stage
 	}

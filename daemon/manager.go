@@ -5,16 +5,14 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/lockdown"
-	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
 )
 
@@ -90,6 +88,8 @@ type Manager struct {
 	wg       sync.WaitGroup
 	shutdown chan struct{}
 	once     sync.Once
+
+	generations atomic.Uint64 // the last tunnel generation handed out (inject.go)
 
 	mu      sync.Mutex
 	devices map[string]*deviceRun
@@ -328,18 +328,7 @@ func (m *Manager) ClearTunnels() {
 
 // checkRSD runs one RSD handshake through a tunnel: the liveness probe.
 func checkRSD(ctx context.Context, t Tunnel) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nc, err := t.Dial(ctx, "tcp", net.JoinHostPort(t.ServerAddress().String(), strconv.Itoa(t.RSDPort())))
-	if err != nil {
-		return fmt.Errorf("liveness: dial rsd: %w", err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
-	if err != nil {
-		return fmt.Errorf("liveness: %w", err)
-	}
-	defer c.Close()
-	if _, err := rsd.ReadHandshake(ctx, c, nil); err != nil {
+	if _, err := readHandshake(ctx, t); err != nil {
 		return fmt.Errorf("liveness: %w", err)
 	}
 	return nil

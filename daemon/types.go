@@ -54,6 +54,8 @@ type Info struct {
 	UDID           string
 	ProductType    string
 	ProductVersion string
+	// DeviceName is lockdown's DeviceName, as the device sent it.
+	DeviceName string
 }
 
 // Opener builds a tunnel to dev; stage reports progress ("lockdown", "StartSession", ...)

@@ -12,6 +12,9 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
+// KernelSupported says the Kernel backend is implemented on this system.
+const KernelSupported = true
+
 // Create implements Backend: it opens a TUN (IFF_TUN|IFF_NO_PI, with wireguard's offloads),
 // sets its MTU, brings it up, assigns p.ClientAddress with p's prefix length (no DAD, so it is
 // usable at once) and routes p.ServerAddress/128 to it (as appium-ios-tuntap does; the /64

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package tunnel
 
@@ -9,9 +9,10 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// Create implements Backend. Only Linux is implemented: wireguard's tun makes a macOS utun,
-// but assigning its address and route (SIOCAIFADDR_IN6 / PF_ROUTE) is not written or tested
-// here. Use Userspace on other systems.
+// KernelSupported says the Kernel backend is implemented on this system.
+const KernelSupported = false
+
+// Create implements Backend. Only Linux and macOS are implemented; use Userspace elsewhere.
 func (k Kernel) Create(p *Params, mtu int) (tun.Device, error) {
 	return nil, fmt.Errorf("tunnel: kernel TUN: not implemented on %s here; use the userspace backend", runtime.GOOS)
 }

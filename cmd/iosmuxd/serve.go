@@ -53,7 +53,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
 	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
 	fs.StringVar(&f.profile, "profile", profile.Default().Name, "with --simulate: device `profile`")
-	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (TUN, needs root; Linux only for now), userspace, or auto (kernel when root on Linux)")
+	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (Linux TUN or macOS utun, needs root), userspace, or auto (kernel when root on Linux or macOS)")
 	fs.StringVar(&f.shim, "shim", "auto", "advertise loopback shim endpoints: on, off, or auto (on with the userspace backend)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
 	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record stay unpaired")
@@ -110,7 +110,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 		backend = tunnel.Userspace{}
 	case "auto":
 		switch {
-		case root && runtime.GOOS == "linux":
+		case root && tunnel.KernelSupported: // Linux TUN, macOS utun
 			backend = tunnel.Kernel{}
 		case !root:
 			backend = tunnel.Userspace{}
