@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,14 @@ func hostTLSConfig(cert tls.Certificate) *tls.Config {
 // commands from stdin (userspace backend: the transfer's host end lives in this process),
 // answering "done BYTES NANOSECONDS"; stdin's end closes the tunnel.
 func runHost(connect, backend, certFile, keyFile string, mtu int) error {
+	if f := os.Getenv("IOSMUX_BENCH_HOST_PROFILE"); f != "" { // a CPU profile of the host side
+		pf, err := os.Create(fmt.Sprintf("%s.%d", f, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return err
