@@ -229,7 +229,7 @@ type recvBatch struct {
 func (t *Tunnel) receive(maxPacket int) {
 	defer close(t.recvDone)
 	ra := newReadAhead(t.conn)
-	defer ra.wait() // the transport is closed by then (teardown closes it first)
+	defer ra.wait()                   // the transport is closed by then (teardown closes it first)
 	pr := NewPacketReader(ra, 16<<10) // the read-ahead chunks do the batching
 	slot := deviceOffset + maxPacket
 	if t.dev.File() != nil { // a kernel TUN, possibly with GRO
