@@ -272,13 +272,14 @@ func (t *Tunnel) receive(maxPacket int) {
 func (t *Tunnel) fill(pr *PacketReader, b *recvBatch, maxPacket int) error {
 	for i := 0; i < len(b.slots); {
 		n, err := pr.ReadPacket(b.slots[i][deviceOffset : deviceOffset+maxPacket])
-		var tl *TooLargeError
 		switch {
-		case errors.As(err, &tl):
+		case err != nil:
+			var tl *TooLargeError // declared here: errors.As makes it escape, so it costs an allocation
+			if !errors.As(err, &tl) {
+				return err
+			}
 			t.recv.dropped.Add(1)
 			t.log.Debug("dropping oversized packet from the transport", "len", tl.Len, "max", tl.Max)
-		case err != nil:
-			return err
 		case t.drop > 0 && n > t.drop:
 			t.recv.dropped.Add(1)
 		default:
