@@ -140,6 +140,36 @@ func (t *gvisorTUN) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
+// gvisorDevice is implemented by the userspace devices (and what embeds them, like package
+// sim's device stack): the pump then reads each packet from the stream straight into a gVisor
+// buffer instead of into its own first.
+type gvisorDevice interface{ gvisor() *gvisorTUN }
+
+func (t *gvisorTUN) gvisor() *gvisorTUN { return t }
+
+func (u *UserspaceDevice) gvisor() *gvisorTUN {
+	g, _ := u.Device.(*gvisorTUN)
+	return g
+}
+
+// inject reads the next packet, n bytes, from pr into a gVisor buffer and hands it to the
+// stack. gVisor zeroes every buffer it hands out (buffer.newChunk) and has no way to wrap
+// memory it does not own, so this one copy is the least it allows.
+func (t *gvisorTUN) inject(pr *PacketReader, n int) error {
+	if t.ctx.Err() != nil {
+		return os.ErrClosed
+	}
+	v := buffer.NewViewSize(n)
+	if _, err := pr.ReadPacket(v.AsSlice()); err != nil {
+		v.Release()
+		return err
+	}
+	pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+	t.ep.InjectInbound(header.IPv6ProtocolNumber, pkb)
+	pkb.DecRef()
+	return nil
+}
+
 // Close stops the stack, waits for its goroutines, then closes the link; it is idempotent.
 func (t *gvisorTUN) Close() error {
 	t.once.Do(func() {

@@ -116,6 +116,23 @@ func (r *PacketReader) Buffered() bool {
 	return err != nil || b >= n // a bad header is "ready" too: ReadPacket reports it at once
 }
 
+// Next blocks until the next packet's header has arrived and returns the packet's length;
+// ReadPacket then reads it (into a buffer of that length, or skips it given a shorter one).
+func (r *PacketReader) Next() (int, error) {
+	hdr, err := r.br.Peek(IPv6HeaderLen)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n, err := PacketLen(hdr)
+	if err != nil {
+		return 0, fmt.Errorf("tunnel: packet stream: %w", err)
+	}
+	return n, nil
+}
+
 // Wait blocks until the next packet's header has arrived (or the stream fails, with the error
 // ReadPacket would give), so a caller can hold its buffers only while packets flow.
 func (r *PacketReader) Wait() error {

@@ -242,9 +242,15 @@ func (t *Tunnel) receive(maxPacket int) {
 		}
 		return b
 	}}
+	var gv *gvisorTUN
+	if g, ok := t.dev.(gvisorDevice); ok {
+		gv = g.gvisor()
+	}
 	for {
-		err := pr.Wait()
-		if err == nil {
+		var err error
+		if gv != nil {
+			err = t.receiveGvisor(pr, gv, maxPacket)
+		} else if err = pr.Wait(); err == nil {
 			b := pool.Get().(*recvBatch)
 			err = t.fill(pr, b, maxPacket)
 			if len(b.bufs) > 0 {
@@ -257,7 +263,7 @@ func (t *Tunnel) receive(maxPacket int) {
 			if t.stopped() {
 				return
 			}
-			if errors.Is(err, ErrNotIPv6) {
+			if errors.Is(err, ErrNotIPv6) || errors.Is(err, os.ErrClosed) { // already say where
 				t.stop(err)
 			} else {
 				t.stop(fmt.Errorf("tunnel: transport: %w", err))
@@ -265,6 +271,34 @@ func (t *Tunnel) receive(maxPacket int) {
 			return
 		}
 	}
+}
+
+// receiveGvisor moves the next packet into a userspace stack, reading it from the stream
+// straight into the stack's own buffer.
+func (t *Tunnel) receiveGvisor(pr *PacketReader, g *gvisorTUN, maxPacket int) error {
+	n, err := pr.Next()
+	if err != nil {
+		return err
+	}
+	if n > maxPacket || (t.drop > 0 && n > t.drop) {
+		if _, err := pr.ReadPacket(nil); err != nil {
+			var tl *TooLargeError
+			if !errors.As(err, &tl) {
+				return err
+			}
+		}
+		t.recv.dropped.Add(1)
+		return nil
+	}
+	if err := g.inject(pr, n); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return fmt.Errorf("tunnel: device: write: %w", err)
+		}
+		return err
+	}
+	t.recv.packets.Add(1)
+	t.recv.bytes.Add(uint64(n))
+	return nil
 }
 
 // fill reads into b the next packet and then those already buffered, skipping (and counting)
