@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ func main() {
 	dur := flag.Duration("d", 1500*time.Millisecond, "how long each transfer sends")
 	mtus := flag.String("mtus", "1280,8192,16000", "MTUs to measure")
 	only := flag.String("only", "", "comma-separated subset of: ceiling,iosmux,appium,netns,shim")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (the device side) here")
 	interop := flag.String("interop", "test/interop", "directory with node_modules/appium-ios-tuntap")
 	flag.Parse()
 	if *role == "host" {
@@ -53,8 +55,18 @@ func main() {
 			b.only[s] = true
 		}
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := b.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/tunnel:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
