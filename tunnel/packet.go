@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // IPv6 stream framing (tunnel.md §6, test-vectors.md §9.4).
@@ -160,10 +161,13 @@ func noEOF(err error) error {
 // as pymobiledevice3 does for CoreDeviceProxy (tunnel.md §6; see Options.OnePacketPerWrite).
 type PacketWriter struct {
 	w   io.Writer
-	one bool   // one Write per packet
-	buf []byte // coalescing buffer, allocated on first need
-	max int    // its size
+	one bool // one Write per packet
+	max int  // coalescing buffer size
 }
+
+// coalesceBuffers lends coalescing writers their buffer for one WritePackets call, so an idle
+// tunnel holds none.
+var coalesceBuffers sync.Pool
 
 // DefaultWriteCoalesce is how many bytes of packets a coalescing PacketWriter gathers into one
 // Write: four full TLS records.
@@ -201,10 +205,13 @@ func (w *PacketWriter) WritePackets(pkts [][]byte) error {
 		}
 		return nil
 	}
-	if w.buf == nil {
-		w.buf = make([]byte, 0, w.max)
+	bp, _ := coalesceBuffers.Get().(*[]byte)
+	if bp == nil || cap(*bp) < w.max {
+		b := make([]byte, 0, w.max)
+		bp = &b
 	}
-	b := w.buf[:0]
+	defer coalesceBuffers.Put(bp)
+	b := (*bp)[:0]
 	for _, p := range pkts {
 		if len(b)+len(p) > w.max && len(b) > 0 {
 			if _, err := w.w.Write(b); err != nil {

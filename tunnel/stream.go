@@ -6,12 +6,12 @@ import (
 	"sync/atomic"
 )
 
-// streamChunk is the size of each transport read-ahead buffer: a TCP read fills it, a TLS
-// read gives one record (≤ 16 KiB) of it.
-const streamChunk = 64 << 10
+// streamChunk is the size of each transport read-ahead buffer: one full TLS record (a TLS read
+// never gives more), and what an idle tunnel's blocked reader holds.
+const streamChunk = 16 << 10
 
 // streamAhead is how many chunks of read-ahead a tunnel may hold beyond the one being read.
-const streamAhead = 4
+const streamAhead = 16
 
 // chunkPool holds read-ahead buffers shared by all tunnels, so an idle tunnel holds only the
 // one its reader blocks on.

@@ -372,6 +372,11 @@ func (t *Tunnel) send() {
 	if lim := 2*MaxPacketLen/t.mtu + 2; nb > lim {
 		nb = lim
 	}
+	// Other devices (the gVisor stack) batch whole packets: 64 KiB of them is enough to fill a
+	// coalesced write, and keeps an idle tunnel small.
+	if lim := max(DefaultWriteCoalesce/t.mtu, 1); t.dev.File() == nil && nb > lim {
+		nb = lim
+	}
 	bufs := make([][]byte, nb)
 	for i := range bufs {
 		bufs[i] = make([]byte, deviceOffset+t.mtu)
