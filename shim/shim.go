@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -218,24 +217,6 @@ func (s *Shim) relayService(name string, nc net.Conn) {
 	}
 	defer s.conns.Untrack(dc)
 	pipe(nc, dc)
-}
-
-// pipe copies both ways until either side ends, then closes both.
-func pipe(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	<-done
-	a.Close()
-	b.Close()
-	<-done
 }
 
 // rewriteHandshake copies the device handshake with each listed service's Port replaced by

@@ -51,6 +51,10 @@ type TunnelOptions struct {
 	HandshakeTimeout time.Duration
 	// OnStart, if set, is called once the tunnel runs, before ServeTunnel waits for its end.
 	OnStart func(*TunnelSession)
+	// OnePacketPerWrite makes the device send each packet to the host with its own write (its
+	// own TLS record), as pymobiledevice3 describes CoreDeviceProxy (tunnel.md §6): the host's
+	// reader then gets at most one packet per read, and must still batch nothing it has not got.
+	OnePacketPerWrite bool
 	// Stall makes the device misbehave: it reads the CDTunnel request and never answers,
 	// until the host hangs up or ctx ends (a fault for the host's bounded waits).
 	Stall bool
@@ -147,7 +151,7 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 	}
 	log := d.Log.With("tunnel", p.ServerAddress.String())
 	t := tunnel.New(nc, &tunnelStack{UserspaceDevice: stack, rsd: r}, p,
-		tunnel.Options{DropReceivedAbove: o.DropAbove, Log: log})
+		tunnel.Options{DropReceivedAbove: o.DropAbove, OnePacketPerWrite: o.OnePacketPerWrite, Log: log})
 	log.Info("tunnel up", "client", p.ClientAddress.String(), "mtu", p.MTU, "requested_mtu", req,
 		"rsd_port", p.ServerRSDPort, "drop_above", o.DropAbove)
 	if o.OnStart != nil {

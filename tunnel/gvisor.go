@@ -81,23 +81,46 @@ func (t *gvisorTUN) File() *os.File           { return nil }
 func (t *gvisorTUN) MTU() (int, error)        { return t.mtu, nil }
 func (t *gvisorTUN) Name() (string, error)    { return "gvisor", nil }
 func (t *gvisorTUN) Events() <-chan tun.Event { return t.events }
-func (t *gvisorTUN) BatchSize() int           { return 1 }
+func (t *gvisorTUN) BatchSize() int           { return gvisorBatch }
 
-// Read returns the next packet the stack sends, blocking until there is one or Close.
+// gvisorBatch is how many queued packets one Read hands over at most.
+const gvisorBatch = 64
+
+// Read returns the packets the stack has queued (at least one, blocking until there is one or
+// Close), copied straight from the stack's buffers.
 func (t *gvisorTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	pkt := t.ep.ReadContext(t.ctx)
 	if pkt == nil {
 		return 0, os.ErrClosed
 	}
-	defer pkt.DecRef()
-	view := pkt.ToView()
-	defer view.Release()
-	n, err := view.Read(bufs[0][offset:])
-	if err != nil {
-		return 0, err
+	n := 0
+	for {
+		sizes[n] = copyPacket(bufs[n][offset:], pkt)
+		pkt.DecRef()
+		n++
+		if n == len(bufs) {
+			return n, nil
+		}
+		if pkt = t.ep.Read(); pkt == nil {
+			return n, nil
+		}
 	}
-	sizes[0] = n
-	return 1, nil
+}
+
+// copyPacket copies the whole of pkt into b (truncating to len(b)) without flattening it first.
+func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
+	vl, skip := pkt.AsViewList()
+	n := 0
+	for v := vl.Front(); v != nil && n < len(b); v = v.Next() {
+		s := v.AsSlice()
+		if skip >= len(s) {
+			skip -= len(s)
+			continue
+		}
+		n += copy(b[n:], s[skip:])
+		skip = 0
+	}
+	return n
 }
 
 // Write hands IPv6 packets to the stack; anything else is ignored.
@@ -115,6 +138,36 @@ func (t *gvisorTUN) Write(bufs [][]byte, offset int) (int, error) {
 		pkb.DecRef()
 	}
 	return len(bufs), nil
+}
+
+// gvisorDevice is implemented by the userspace devices (and what embeds them, like package
+// sim's device stack): the pump then reads each packet from the stream straight into a gVisor
+// buffer instead of into its own first.
+type gvisorDevice interface{ gvisor() *gvisorTUN }
+
+func (t *gvisorTUN) gvisor() *gvisorTUN { return t }
+
+func (u *UserspaceDevice) gvisor() *gvisorTUN {
+	g, _ := u.Device.(*gvisorTUN)
+	return g
+}
+
+// inject reads the next packet, n bytes, from pr into a gVisor buffer and hands it to the
+// stack. gVisor zeroes every buffer it hands out (buffer.newChunk) and has no way to wrap
+// memory it does not own, so this one copy is the least it allows.
+func (t *gvisorTUN) inject(pr *PacketReader, n int) error {
+	if t.ctx.Err() != nil {
+		return os.ErrClosed
+	}
+	v := buffer.NewViewSize(n)
+	if _, err := pr.ReadPacket(v.AsSlice()); err != nil {
+		v.Release()
+		return err
+	}
+	pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+	t.ep.InjectInbound(header.IPv6ProtocolNumber, pkb)
+	pkb.DecRef()
+	return nil
 }
 
 // Close stops the stack, waits for its goroutines, then closes the link; it is idempotent.

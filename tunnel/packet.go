@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // IPv6 stream framing (tunnel.md §6, test-vectors.md §9.4).
@@ -58,6 +59,7 @@ func CheckPacket(p []byte) error {
 // PacketReader splits a transport stream into IPv6 packets.
 type PacketReader struct {
 	br *bufio.Reader
+	q  interface{ Queued() int } // the source, when it says how much it holds
 }
 
 // NewPacketReader reads packets from r through a buffer of size bytes (≤ 0: DefaultReadBuffer).
@@ -68,7 +70,8 @@ func NewPacketReader(r io.Reader, size int) *PacketReader {
 	if size < IPv6HeaderLen {
 		size = IPv6HeaderLen
 	}
-	return &PacketReader{br: bufio.NewReaderSize(r, size)}
+	q, _ := r.(interface{ Queued() int })
+	return &PacketReader{br: bufio.NewReaderSize(r, size), q: q}
 }
 
 // ReadPacket reads the next packet into buf and returns its length. A packet larger than buf
@@ -98,15 +101,50 @@ func (r *PacketReader) ReadPacket(buf []byte) (int, error) {
 	return n, nil
 }
 
-// Buffered reports whether a whole packet is already buffered, so ReadPacket will not block.
+// Buffered reports whether a whole packet has already arrived (in the reader's buffer, or in
+// its source when the source has a Queued() int method saying how many bytes it holds that
+// its Read gives without blocking), so ReadPacket will not block.
 func (r *PacketReader) Buffered() bool {
 	b := r.br.Buffered()
+	if r.q != nil {
+		b += r.q.Queued()
+	}
 	if b < IPv6HeaderLen {
 		return false
 	}
-	hdr, _ := r.br.Peek(IPv6HeaderLen)
+	hdr, _ := r.br.Peek(IPv6HeaderLen) // does not block: the bytes are there
 	n, err := PacketLen(hdr)
 	return err != nil || b >= n // a bad header is "ready" too: ReadPacket reports it at once
+}
+
+// Next blocks until the next packet's header has arrived and returns the packet's length;
+// ReadPacket then reads it (into a buffer of that length, or skips it given a shorter one).
+func (r *PacketReader) Next() (int, error) {
+	hdr, err := r.br.Peek(IPv6HeaderLen)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n, err := PacketLen(hdr)
+	if err != nil {
+		return 0, fmt.Errorf("tunnel: packet stream: %w", err)
+	}
+	return n, nil
+}
+
+// Wait blocks until the next packet's header has arrived (or the stream fails, with the error
+// ReadPacket would give), so a caller can hold its buffers only while packets flow.
+func (r *PacketReader) Wait() error {
+	hdr, err := r.br.Peek(IPv6HeaderLen)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
 }
 
 func noEOF(err error) error {
@@ -116,14 +154,36 @@ func noEOF(err error) error {
 	return err
 }
 
-// PacketWriter writes packets to a transport stream, each with exactly one Write call:
-// CoreDeviceProxy is read-boundary-sensitive and must not see packets coalesced (tunnel.md §6).
+// PacketWriter writes packets to a transport stream. The stream is delimited by the IPv6
+// headers, not by writes or TLS records, so by default the packets given to one WritePackets
+// call leave in as few Writes as its buffer allows (a TLS connection turns each Write into
+// records of up to 16 KiB). NewPacketWriter's writer instead gives every packet its own Write,
+// as pymobiledevice3 does for CoreDeviceProxy (tunnel.md §6; see Options.OnePacketPerWrite).
 type PacketWriter struct {
-	w io.Writer
+	w   io.Writer
+	one bool // one Write per packet
+	max int  // coalescing buffer size
 }
 
-// NewPacketWriter writes packets to w.
-func NewPacketWriter(w io.Writer) *PacketWriter { return &PacketWriter{w: w} }
+// coalesceBuffers lends coalescing writers their buffer for one WritePackets call, so an idle
+// tunnel holds none.
+var coalesceBuffers sync.Pool
+
+// DefaultWriteCoalesce is how many bytes of packets a coalescing PacketWriter gathers into one
+// Write: four full TLS records.
+const DefaultWriteCoalesce = 64 << 10
+
+// NewPacketWriter writes each packet to w with its own Write call.
+func NewPacketWriter(w io.Writer) *PacketWriter { return &PacketWriter{w: w, one: true} }
+
+// NewCoalescingWriter writes the packets of each WritePackets call to w in Writes of up to
+// size bytes (≤ 0: DefaultWriteCoalesce); a packet larger than that gets a Write of its own.
+func NewCoalescingWriter(w io.Writer, size int) *PacketWriter {
+	if size <= 0 {
+		size = DefaultWriteCoalesce
+	}
+	return &PacketWriter{w: w, max: size}
+}
 
 // WritePacket checks that p is one IPv6 packet and writes it with one Write call.
 func (w *PacketWriter) WritePacket(p []byte) error {
@@ -132,4 +192,45 @@ func (w *PacketWriter) WritePacket(p []byte) error {
 	}
 	_, err := w.w.Write(p)
 	return err
+}
+
+// WritePackets writes pkts, each already checked with CheckPacket, in order: in as few Writes
+// as the buffer allows, or one Write each for a NewPacketWriter.
+func (w *PacketWriter) WritePackets(pkts [][]byte) error {
+	if w.one || len(pkts) == 1 {
+		for _, p := range pkts {
+			if _, err := w.w.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	bp, _ := coalesceBuffers.Get().(*[]byte)
+	if bp == nil || cap(*bp) < w.max {
+		b := make([]byte, 0, w.max)
+		bp = &b
+	}
+	defer coalesceBuffers.Put(bp)
+	b := (*bp)[:0]
+	for _, p := range pkts {
+		if len(b)+len(p) > w.max && len(b) > 0 {
+			if _, err := w.w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+		if len(p) > w.max {
+			if _, err := w.w.Write(p); err != nil {
+				return err
+			}
+			continue
+		}
+		b = append(b, p...)
+	}
+	if len(b) > 0 {
+		if _, err := w.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
