@@ -35,7 +35,11 @@ type CoreDeviceProxy struct {
 	Backend tunnel.Backend
 	// RequestMTU is asked for in the CDTunnel handshake; MTUClamp caps the device MTU.
 	RequestMTU, MTUClamp int
-	Log                  *slog.Logger
+	// Coalesce lets several packets to the device share a TLS record and a write. Off by
+	// default: pymobiledevice3 measured USB CoreDeviceProxy (iOS 26.5) breaking under
+	// coalesced writes while Frida coalesces on the same path; UNCONFIRMED (tunnel.md §6).
+	Coalesce bool
+	Log      *slog.Logger
 }
 
 // ErrNoPairRecord means no pair record was found and pairing is off.
@@ -92,7 +96,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	}
 	stage("CDTunnel handshake")
 	t, err := tunnel.Start(sctx, nc, tunnel.Options{Backend: c.Backend, RequestMTU: c.RequestMTU,
-		MTUClamp: c.MTUClamp, Log: c.Log.With("udid", dev.UDID)})
+		MTUClamp: c.MTUClamp, OnePacketPerWrite: !c.Coalesce, Log: c.Log.With("udid", dev.UDID)})
 	if err != nil {
 		return nil, info, err
 	}

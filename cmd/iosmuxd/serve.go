@@ -31,7 +31,7 @@ const version = "0.1.0-dev"
 // serveFlags are the daemon's flags.
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile string
-	simulate, noPair, noUsbmux                    bool
+	simulate, noPair, noUsbmux, coalesce          bool
 	devicesByHand                                 []string
 	devices, mtu, mtuClamp                        int
 	liveness                                      time.Duration
@@ -58,6 +58,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
 	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record stay unpaired")
 	fs.IntVar(&f.mtu, "mtu", tunnel.DefaultRequestMTU, "MTU to request in the CDTunnel handshake")
+	fs.BoolVar(&f.coalesce, "coalesce", false, "let several packets to the device share one TLS record and write (faster; off because pymobiledevice3 measured USB CoreDeviceProxy breaking with it, which is unconfirmed)")
 	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
 	fs.DurationVar(&f.liveness, "liveness", 5*time.Second, "how often a published tunnel's RSD endpoint is checked")
 	f.log = addLogFlags(fs)
@@ -173,7 +174,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	opener := &daemon.CoreDeviceProxy{
 		Muxes: map[string]*lockdown.Mux{src.Name(): mux}, Store: store,
 		Imports: []pairrecord.Source{pairrecord.Libimobiledevice(), pairrecord.Pymobiledevice3()},
-		Pair:    !f.noPair, Backend: backend, RequestMTU: f.mtu, MTUClamp: f.mtuClamp, Log: log,
+		Pair:    !f.noPair, Backend: backend, RequestMTU: f.mtu, MTUClamp: f.mtuClamp, Coalesce: f.coalesce, Log: log,
 	}
 	if f.simulate {
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
