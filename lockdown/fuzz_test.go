@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/iosmux/iosmux/internal/peertest"
 	"howett.net/plist"
 )
 
@@ -80,19 +81,26 @@ func FuzzReadMessage(f *testing.F) {
 		add(m)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ReadMessage(bytes.NewReader(data), fuzzMax)
-		if err != nil {
-			return
-		}
-		if int(m.Length) != HeaderSize+len(m.Payload) || int(m.Length) > fuzzMax {
-			t.Fatalf("length %d, payload %d", m.Length, len(m.Payload))
-		}
-		enc, err := m.MarshalBinary()
-		if err != nil || !bytes.Equal(enc, data[:m.Length]) {
-			t.Fatalf("re-encoding differs: %v", err)
-		}
-		checkPayload(t, m)
+		peertest.BoundAllocs(t, len(data), 64, func() { fuzzMessage(t, data) })
 	})
+}
+
+// fuzzMessage reads one usbmuxd message, checks its re-encoding and decodes its payload and
+// (as the Listen loop would) the device event it may carry.
+func fuzzMessage(t *testing.T, data []byte) {
+	m, err := ReadMessage(bytes.NewReader(data), fuzzMax)
+	if err != nil {
+		return
+	}
+	decodeEvent(m)
+	if int(m.Length) != HeaderSize+len(m.Payload) || int(m.Length) > fuzzMax {
+		t.Fatalf("length %d, payload %d", m.Length, len(m.Payload))
+	}
+	enc, err := m.MarshalBinary()
+	if err != nil || !bytes.Equal(enc, data[:m.Length]) {
+		t.Fatalf("re-encoding differs: %v", err)
+	}
+	checkPayload(t, m)
 }
 
 // checkPayload decodes m's payload by type and checks re-encoding where it is lossless.
@@ -147,4 +155,22 @@ func checkPayload(t *testing.T, m *Message) {
 			t.Fatal("DEVICE_ADD not stable")
 		}
 	}
+}
+
+// FuzzUnmarshalPlist decodes arbitrary bytes as the plist of a lockdown or usbmuxd reply, as
+// the clients do: no panic, and allocation bounded by the input's size (plist bombs refused).
+func FuzzUnmarshalPlist(f *testing.F) {
+	f.Add([]byte(`<?xml version="1.0"?><plist><dict><key>Request</key><string>QueryType</string><key>Type</key><string>com.apple.mobile.lockdown</string></dict></plist>`))
+	f.Add(peertest.PlistBomb(2, 3, 8))
+	if b, err := os.ReadFile("../testdata/usbmuxresponse.plist"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		peertest.BoundAllocs(t, len(data), 1024, func() {
+			var m map[string]any
+			UnmarshalPlist(data, &m)
+			var a DeviceAttached
+			UnmarshalPlist(data, &a)
+		})
+	})
 }

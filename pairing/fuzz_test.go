@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"testing"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 func FuzzDecodeTLV8(f *testing.F) {
@@ -16,36 +18,38 @@ func FuzzDecodeTLV8(f *testing.F) {
 	m2.Set(TypePublicKey, bytes.Repeat([]byte{0x5a}, 384))
 	f.Add(m2.Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		x, err := DecodeTLV8(data)
-		if err != nil {
-			return
-		}
-		total := 0
-		for _, typ := range x.Types() {
-			v, _ := x.Get(typ)
-			total += len(v)
-		}
-		if total > len(data) {
-			t.Fatalf("decoded %d value bytes from %d input bytes", total, len(data))
-		}
-		enc := x.Encode()
-		y, err := DecodeTLV8(enc)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		if !bytes.Equal(x.Types(), y.Types()) {
-			t.Fatalf("types %x != %x", x.Types(), y.Types())
-		}
-		for _, typ := range x.Types() {
-			a, _ := x.Get(typ)
-			b, _ := y.Get(typ)
-			if !bytes.Equal(a, b) {
-				t.Fatalf("type %#x: %x != %x", typ, a, b)
+		peertest.BoundAllocs(t, len(data), 256, func() {
+			x, err := DecodeTLV8(data)
+			if err != nil {
+				return
 			}
-		}
-		if !bytes.Equal(y.Encode(), enc) {
-			t.Fatal("encoding not stable")
-		}
+			total := 0
+			for _, typ := range x.Types() {
+				v, _ := x.Get(typ)
+				total += len(v)
+			}
+			if total > len(data) {
+				t.Fatalf("decoded %d value bytes from %d input bytes", total, len(data))
+			}
+			enc := x.Encode()
+			y, err := DecodeTLV8(enc)
+			if err != nil {
+				t.Fatalf("re-decode: %v", err)
+			}
+			if !bytes.Equal(x.Types(), y.Types()) {
+				t.Fatalf("types %x != %x", x.Types(), y.Types())
+			}
+			for _, typ := range x.Types() {
+				a, _ := x.Get(typ)
+				b, _ := y.Get(typ)
+				if !bytes.Equal(a, b) {
+					t.Fatalf("type %#x: %x != %x", typ, a, b)
+				}
+			}
+			if !bytes.Equal(y.Encode(), enc) {
+				t.Fatal("encoding not stable")
+			}
+		})
 	})
 }
 
@@ -61,21 +65,23 @@ func FuzzDecodeOPACK(f *testing.F) {
 		f.Add(unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := DecodeOPACK(data)
-		if err != nil {
-			return
-		}
-		enc, err := EncodeOPACK(v)
-		if err != nil {
-			t.Fatalf("decoded value does not encode: %v", err)
-		}
-		v2, err := DecodeOPACK(enc)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		enc2, err := EncodeOPACK(v2)
-		if err != nil || !bytes.Equal(enc, enc2) {
-			t.Fatalf("encoding not stable: %x != %x (%v)", enc, enc2, err)
-		}
+		peertest.BoundAllocs(t, len(data), 256, func() {
+			v, err := DecodeOPACK(data)
+			if err != nil {
+				return
+			}
+			enc, err := EncodeOPACK(v)
+			if err != nil {
+				t.Fatalf("decoded value does not encode: %v", err)
+			}
+			v2, err := DecodeOPACK(enc)
+			if err != nil {
+				t.Fatalf("re-decode: %v", err)
+			}
+			enc2, err := EncodeOPACK(v2)
+			if err != nil || !bytes.Equal(enc, enc2) {
+				t.Fatalf("encoding not stable: %x != %x (%v)", enc, enc2, err)
+			}
+		})
 	})
 }

@@ -385,14 +385,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`<?xml version="1.0"?><plist><dict><key>HostID</key><string>x</string></dict></plist>`))
 	f.Add([]byte("bplist00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Parse(b)
-		if err != nil {
-			return
-		}
-		if _, err := r.Marshal(); err != nil {
-			// Extra may hold values the encoder refuses; that must be an error, not a panic.
-			return
-		}
+		peertest.BoundAllocs(t, len(b), 1024, func() {
+			r, err := Parse(b)
+			if err != nil {
+				return
+			}
+			if _, err := r.Marshal(); err != nil {
+				// Extra may hold values the encoder refuses; that must be an error, not a panic.
+				return
+			}
+		})
 	})
 }
 

@@ -235,7 +235,7 @@ func TestServerRejectsBadPreface(t *testing.T) {
 	}
 }
 
-func unhex(t *testing.T, s string) []byte {
+func unhex(t testing.TB, s string) []byte {
 	t.Helper()
 	b := make([]byte, len(s)/2)
 	for i := range b {

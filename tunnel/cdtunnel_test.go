@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -281,19 +283,35 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte(vectorResponseBody))
 	f.Add([]byte(`{"type":"clientHandshakeRequest","mtu":16000}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := ParseResponse(body)
-		if err != nil {
-			return
-		}
-		f, err := AppendResponse(nil, p)
-		if err != nil {
-			t.Fatalf("accepted %+v but cannot encode it: %v", p, err)
-		}
-		q, err := ParseResponse(f[HandshakeHeaderLen:])
-		if err != nil || *q != *p {
-			t.Fatalf("re-encoding changed %+v to %+v (%v)", p, q, err)
-		}
-		ParseRequest(body)
-		ReadFrame(bytes.NewReader(body))
+		peertest.BoundAllocs(t, len(body), 256, func() {
+			p, err := ParseResponse(body)
+			if err != nil {
+				return
+			}
+			f, err := AppendResponse(nil, p)
+			if err != nil {
+				t.Fatalf("accepted %+v but cannot encode it: %v", p, err)
+			}
+			q, err := ParseResponse(f[HandshakeHeaderLen:])
+			if err != nil || *q != *p {
+				t.Fatalf("re-encoding changed %+v to %+v (%v)", p, q, err)
+			}
+			ParseRequest(body)
+			ReadFrame(bytes.NewReader(body))
+		})
+	})
+}
+
+// FuzzReadRequest is the device side reading a host's CDTunnel request from arbitrary bytes.
+func FuzzReadRequest(f *testing.F) {
+	f.Add(AppendRequest(nil, 16000))
+	f.Add([]byte("CDTunnel\x00\xff{}"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		peertest.BoundAllocs(t, len(in), 64, func() {
+			mtu, err := ReadRequest(context.Background(), bytes.NewReader(in))
+			if err == nil && mtu <= 0 {
+				t.Fatalf("accepted MTU %d", mtu)
+			}
+		})
 	})
 }

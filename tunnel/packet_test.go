@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"testing/iotest"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 // echoRequest builds an ICMPv6 echo request from src to dst with an n-byte payload and a
@@ -227,20 +229,22 @@ func FuzzPacketReader(f *testing.F) {
 	f.Add(stream(echoRequest(addrA, addrB, 1, 8), echoRequest(addrA, addrB, 2, 100)))
 	f.Add([]byte{0x60, 0, 0, 0, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		pr := NewPacketReader(bytes.NewReader(in), 64)
-		buf := make([]byte, 256)
-		for {
-			n, err := pr.ReadPacket(buf)
-			var tl *TooLargeError
-			if errors.As(err, &tl) {
-				continue
+		peertest.BoundAllocs(t, len(in), 64, func() {
+			pr := NewPacketReader(bytes.NewReader(in), 64)
+			buf := make([]byte, 256)
+			for {
+				n, err := pr.ReadPacket(buf)
+				var tl *TooLargeError
+				if errors.As(err, &tl) {
+					continue
+				}
+				if err != nil {
+					return
+				}
+				if CheckPacket(buf[:n]) != nil {
+					t.Fatalf("delivered a malformed packet %x", buf[:n])
+				}
 			}
-			if err != nil {
-				return
-			}
-			if CheckPacket(buf[:n]) != nil {
-				t.Fatalf("delivered a malformed packet %x", buf[:n])
-			}
-		}
+		})
 	})
 }

@@ -14,7 +14,7 @@ const MaxDepth = 128
 
 // MaxValues is the default bound on the values a binary plist may expand to once shared
 // objects are copied (see Check for how values are counted).
-const MaxValues = 1 << 20
+const MaxValues = 1 << 16
 
 // ErrLimits reports a plist nested too deeply, expanding too far, or with a malformed object graph.
 var ErrLimits = errors.New("plist exceeds decoding limits")
