@@ -54,11 +54,13 @@ type DeviceStatus struct {
 
 // Status is iosmux's status route body.
 type Status struct {
-	Version       string         `json:"version"`
-	StartedAt     time.Time      `json:"startedAt"`
-	UptimeSeconds float64        `json:"uptimeSeconds"`
-	Devices       []DeviceStatus `json:"devices"`
-	Sources       []SourceStatus `json:"sources"`
+	Version       string    `json:"version"`
+	StartedAt     time.Time `json:"startedAt"`
+	UptimeSeconds float64   `json:"uptimeSeconds"`
+	// Goroutines is the daemon's goroutine count (a leak shows here first).
+	Goroutines int            `json:"goroutines"`
+	Devices    []DeviceStatus `json:"devices"`
+	Sources    []SourceStatus `json:"sources"`
 }
 
 // SourceStatus is one device source (a usbmuxd, a hand-given address).

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -262,7 +263,7 @@ func (m *Manager) Status() api.Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := api.Status{Version: m.cfg.Version, StartedAt: m.started, UptimeSeconds: time.Since(m.started).Seconds(),
-		Devices: []api.DeviceStatus{}, Sources: []api.SourceStatus{}}
+		Goroutines: runtime.NumGoroutine(), Devices: []api.DeviceStatus{}, Sources: []api.SourceStatus{}}
 	for _, d := range m.devices {
 		st.Devices = append(st.Devices, d.status())
 	}
