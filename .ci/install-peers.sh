@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party interop peers that test/interop/ drives against iosmux:
 #   - Debian: libimobiledevice-utils (idevice_id, ideviceinfo, idevicepair),
-#     openssl (reference TLS-PSK peer), iproute2 (network namespaces);
+#     openssl (reference TLS-PSK peer), iproute2 (network namespaces), chromium (a real
+#     browser page attacking the API);
 #   - npm (from test/interop/package-lock.json): appium-ios-remotexpc and its native
 #     dependency appium-ios-tuntap, which has no prebuild for Debian 12's glibc and
 #     is compiled here by node-gyp: g++, make, python3, pkg-config, and OpenSSL's and
@@ -34,6 +35,7 @@ APT_PACKAGES=(
   zlib1g-dev
   ca-certificates
   curl
+  chromium
 )
 
 # --- Debian packages ---------------------------------------------------------

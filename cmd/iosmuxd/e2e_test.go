@@ -36,6 +36,25 @@ type env struct {
 
 	mu       sync.Mutex
 	sessions map[string][]*sim.TunnelSession
+	logs     logBuffer // the daemon's log
+}
+
+// logBuffer collects a log written from many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the
@@ -91,10 +110,11 @@ func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, bef
 		t.Fatal(err)
 	}
 	e.api = ln.Addr().String()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var sink io.Writer = &e.logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		sink = io.MultiWriter(&e.logs, os.Stderr)
 	}
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { e.done <- runDaemon(ctx, f, ln, log) }()
 	t.Cleanup(func() {
 		cancel()
