@@ -75,7 +75,7 @@ func run(cycles int, bin, backend string) error {
 	defer func() { cancel(); d.Wait() }()
 	dev := sim.NewDevice(profile.Default(), "soak", nil)
 	c := &http.Client{Timeout: 5 * time.Second}
-	var first, last sample
+	var first, warm, last sample // after cycle 1, after a tenth of the cycles, after the last
 	start := time.Now()
 	for i := range cycles + 1 {
 		u.Plug(dev)
@@ -94,14 +94,18 @@ func run(cycles int, bin, backend string) error {
 		if _, err := waitEntry(c, apiAddr, dev.UDID, false); err != nil {
 			return fmt.Errorf("cycle %d: %w", i, err)
 		}
-		if i == 0 || i == cycles {
+		if i == 0 || i == cycles/10 || i == cycles {
 			s, err := measure(c, apiAddr, d.Process.Pid)
 			if err != nil {
 				return err
 			}
-			if i == 0 {
-				first = s // after one full cycle: pairing done, pools warm
-			} else {
+			switch i {
+			case 0:
+				first = s // after one full cycle: pairing done
+			case cycles / 10:
+				warm = s
+			}
+			if i == cycles {
 				last = s
 			}
 		}
@@ -111,14 +115,16 @@ func run(cycles int, bin, backend string) error {
 	}
 	fmt.Printf("%d attach/detach cycles in %v (%v each)\n\n", cycles, time.Since(start).Round(time.Second),
 		(time.Since(start) / time.Duration(cycles+1)).Round(time.Millisecond))
-	fmt.Printf("| daemon | after cycle 1 | after cycle %d | last/first |\n|---|---|---|---|\n", cycles+1)
-	row := func(name string, a, b int, unit string) {
-		fmt.Printf("| %s | %d%s | %d%s | %.2f× |\n", name, a, unit, b, unit, float64(b)/float64(max(a, 1)))
+	fmt.Printf("| daemon | after cycle 1 | after cycle %d | after cycle %d | last/first | last/cycle %d |\n|---|---|---|---|---|---|\n",
+		cycles/10+1, cycles+1, cycles/10+1)
+	row := func(name string, a, w, b int, unit string) {
+		fmt.Printf("| %s | %d%s | %d%s | %d%s | %.2f× | %.2f× |\n", name, a, unit, w, unit, b, unit,
+			float64(b)/float64(max(a, 1)), float64(b)/float64(max(w, 1)))
 	}
-	row("RSS", first.rssKB, last.rssKB, " KiB")
-	row("file descriptors", first.fds, last.fds, "")
-	row("goroutines", first.goroutines, last.goroutines, "")
-	row("threads", first.threads, last.threads, "")
+	row("RSS", first.rssKB, warm.rssKB, last.rssKB, " KiB")
+	row("file descriptors", first.fds, warm.fds, last.fds, "")
+	row("goroutines", first.goroutines, warm.goroutines, last.goroutines, "")
+	row("threads", first.threads, warm.threads, last.threads, "")
 	return nil
 }
 
