@@ -17,23 +17,8 @@ import (
 // the shim's RSD endpoint, reading every frame: the device's identity arrives unchanged.
 func TestShimClientOrderMatrix(t *testing.T) {
 	d, _, s := setup(t)
-	for _, o := range rsdtest.Orders {
-		t.Run(string(o), func(t *testing.T) {
-			for i := range 20 {
-				c, err := rsdtest.Dial(s.RSDAddr().String(), 20*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				h, err := c.Handshake(o, true)
-				c.Close()
-				if err != nil {
-					t.Fatalf("run %d: %v", i, err)
-				}
-				if h.UDID() != d.UDID || h.UUID != d.UUID {
-					t.Fatalf("run %d: handshake of %q %v", i, h.UDID(), h.UUID)
-				}
-			}
-		})
+	if err := rsdtest.Matrix(s.RSDAddr().String(), 20, d.Identity()); err != nil {
+		t.Fatal(err)
 	}
 }
 

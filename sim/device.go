@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iosmux/iosmux/internal/lograte"
+	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/xpc"
 )
@@ -61,4 +62,10 @@ func toXPC(v any) xpc.Value {
 		return int64(t)
 	}
 	return v
+}
+
+// Identity is the device's identity as its RSD Handshake names it (UDID and handshake UUID),
+// for tests that check a handshake came from this device.
+func (d *Device) Identity() *rsd.Handshake {
+	return &rsd.Handshake{UUID: d.UUID, Properties: xpc.NewDict("UniqueDeviceID", d.UDID)}
 }

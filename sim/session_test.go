@@ -7,10 +7,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/peertest"
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/rsd/rsdtest"
 	"github.com/iosmux/iosmux/sim/profile"
@@ -21,23 +21,8 @@ import (
 // the simulated device's RSD endpoint, reading every frame.
 func TestRSDClientOrderMatrix(t *testing.T) {
 	d, r := startRSD(t, "", RSDOptions{})
-	for _, o := range rsdtest.Orders {
-		t.Run(string(o), func(t *testing.T) {
-			for i := range 20 {
-				c, err := rsdtest.Dial(r.Addr().String(), 20*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				h, err := c.Handshake(o, true)
-				c.Close()
-				if err != nil {
-					t.Fatalf("run %d: %v", i, err)
-				}
-				if h.UDID() != d.UDID || h.UUID != d.UUID {
-					t.Fatalf("run %d: handshake of %q", i, h.UDID())
-				}
-			}
-		})
+	if err := rsdtest.Matrix(r.Addr().String(), 20, d.Identity()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -134,28 +119,10 @@ func rsdtestPeer(t *testing.T, r *RSD) {
 	}
 }
 
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestXPCServiceToleratesShortArraysAndLogsDrops: a request whose array byte_len leaves out
 // the count is answered, and a connection dropped for garbage is logged with its cause.
 func TestXPCServiceToleratesShortArraysAndLogsDrops(t *testing.T) {
-	var logs syncBuffer
+	var logs peertest.LogBuffer
 	d := NewDevice(profile.Default(), "", slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	r, err := d.ServeRSD(context.Background(), TCPListen("127.0.0.1"), 0, RSDOptions{})
 	if err != nil {

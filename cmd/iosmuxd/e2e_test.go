@@ -36,25 +36,7 @@ type env struct {
 
 	mu       sync.Mutex
 	sessions map[string][]*sim.TunnelSession
-	logs     logBuffer // the daemon's log
-}
-
-// logBuffer collects a log written from many goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs     peertest.LogBuffer // the daemon's log
 }
 
 // startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/iosmux/iosmux/rsd/rsdtest"
 )
@@ -18,36 +17,13 @@ import (
 // matrixRuns is how many times each client order runs against each endpoint.
 const matrixRuns = 20
 
-// orderMatrix runs every client setup order of remotexpc.md §7.1 against the RSD endpoint at
-// addr, matrixRuns times each, reading every frame (RST_STREAM included); it returns the first
-// failure. wantUDID, when set, must be the handshake's device.
-func orderMatrix(addr, wantUDID string) error {
-	for _, o := range rsdtest.Orders {
-		for i := range matrixRuns {
-			c, err := rsdtest.Dial(addr, 30*time.Second)
-			if err != nil {
-				return fmt.Errorf("%s run %d: %w", o, i, err)
-			}
-			h, err := c.Handshake(o, true)
-			c.Close()
-			if err != nil {
-				return fmt.Errorf("%s run %d: %w", o, i, err)
-			}
-			if wantUDID != "" && h.UDID() != wantUDID {
-				return fmt.Errorf("%s run %d: handshake of %q, want %q", o, i, h.UDID(), wantUDID)
-			}
-		}
-	}
-	return nil
-}
-
 // matrixEnv makes this test binary run orderMatrix against the address it names and exit:
 // the kernel test runs it inside its network namespace.
 const matrixEnv = "IOSMUXD_ORDER_MATRIX"
 
 func init() {
 	if addr := os.Getenv(matrixEnv); addr != "" {
-		if err := orderMatrix(addr, ""); err != nil {
+		if err := rsdtest.Matrix(addr, matrixRuns, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "order matrix:", err)
 			os.Exit(1)
 		}
@@ -89,7 +65,7 @@ func TestOrderMatrixAgainstSimulate(t *testing.T) {
 	if addr == "" || udid == "" {
 		t.Fatalf("simulate printed no udid/rsd lines")
 	}
-	if err := orderMatrix(addr, udid); err != nil {
+	if err := rsdtest.Matrix(addr, matrixRuns, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -101,7 +77,7 @@ func TestOrderMatrixAgainstShim(t *testing.T) {
 	d := e.devs[0]
 	e.waitPublished(d.UDID)
 	entry := e.tunnels()[d.UDID][0]
-	if err := orderMatrix(net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), d.UDID); err != nil {
+	if err := rsdtest.Matrix(net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), matrixRuns, d.Identity()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package rsdtest
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/xpc"
@@ -203,4 +204,27 @@ func (c *Client) ReadHandshake(reset bool) (*rsd.Handshake, error) {
 		}
 	}
 	return h, nil
+}
+
+// Matrix runs every client order against the RSD endpoint at addr, runs times each, reading
+// every frame (RST_STREAM included); it returns the first failure. want, when set, is the
+// device the handshake must name: its UDID and its handshake UUID.
+func Matrix(addr string, runs int, want *rsd.Handshake) error {
+	for _, o := range Orders {
+		for i := range runs {
+			c, err := Dial(addr, 30*time.Second)
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", o, i, err)
+			}
+			h, err := c.Handshake(o, true)
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", o, i, err)
+			}
+			if want != nil && (h.UDID() != want.UDID() || h.UUID != want.UUID) {
+				return fmt.Errorf("%s run %d: handshake of %q %v, want %q %v", o, i, h.UDID(), h.UUID, want.UDID(), want.UUID)
+			}
+		}
+	}
+	return nil
 }
