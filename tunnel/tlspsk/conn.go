@@ -1,0 +1,324 @@
+package tlspsk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Config configures either side.
+type Config struct {
+	// PSK is the pre-shared key (the RemotePairing tunnel uses the 32-byte pair-verify secret).
+	PSK []byte
+	// Identity is the client's PSK identity (RemotePairing clients send ""); a server that sets
+	// it rejects any other identity with unknown_psk_identity.
+	Identity string
+	// CheckIdentity makes a server compare the client identity with Identity.
+	CheckIdentity bool
+	// Suites overrides DefaultSuites (client offer order / server preference).
+	Suites []uint16
+}
+
+func (c *Config) suites() []uint16 {
+	if len(c.Suites) > 0 {
+		return c.Suites
+	}
+	return DefaultSuites
+}
+
+// Conn is a TLS 1.2 PSK connection; the handshake runs on first Read or Write, or on Handshake.
+type Conn struct {
+	conn     net.Conn
+	cfg      Config
+	isClient bool
+
+	hsMu    sync.Mutex
+	hsDone  bool
+	hsErr   error
+	suite   *suite
+	hsBuf   []byte // unparsed handshake bytes
+	hsLog   []byte // transcript for Finished
+	pending *protection
+
+	in    sync.Mutex
+	rx    *protection
+	rawIn []byte // undecoded record bytes
+	appIn []byte // decrypted application data not yet read
+	rxErr error
+	rxCCS bool
+
+	out    sync.Mutex
+	tx     *protection
+	txErr  error
+	closed bool
+}
+
+// Client wraps conn as the client side.
+func Client(conn net.Conn, cfg Config) *Conn { return &Conn{conn: conn, cfg: cfg, isClient: true} }
+
+// Server wraps conn as the server side.
+func Server(conn net.Conn, cfg Config) *Conn { return &Conn{conn: conn, cfg: cfg} }
+
+// Handshake runs the handshake once; later calls return its result.
+func (c *Conn) Handshake() error {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsDone {
+		return c.hsErr
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	if c.isClient {
+		c.hsErr = c.clientHandshake()
+	} else {
+		c.hsErr = c.serverHandshake()
+	}
+	c.hsDone = true
+	if c.hsErr != nil {
+		c.hsErr = fmt.Errorf("tlspsk: %s handshake: %w", c.side(), c.hsErr)
+	}
+	return c.hsErr
+}
+
+func (c *Conn) side() string {
+	if c.isClient {
+		return "client"
+	}
+	return "server"
+}
+
+// Suite returns the negotiated suite's OpenSSL name ("" before the handshake).
+func (c *Conn) Suite() string {
+	if c.suite == nil {
+		return ""
+	}
+	return c.suite.name
+}
+
+// AlertError is a fatal alert received from the peer.
+type AlertError byte
+
+var alertNames = map[byte]string{0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+	22: "record_overflow", 40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
+	51: "decrypt_error", 70: "protocol_version", 80: "internal_error", 100: "no_renegotiation",
+	115: "unknown_psk_identity"}
+
+func (a AlertError) Error() string {
+	n := alertNames[byte(a)]
+	if n == "" {
+		n = fmt.Sprintf("alert %d", byte(a))
+	}
+	hint := ""
+	if a == 20 || a == 51 {
+		hint = " (wrong PSK?)"
+	}
+	return "peer sent alert " + n + hint
+}
+
+// localError is an error we answer with a fatal alert.
+type localError struct {
+	alert byte
+	err   error
+}
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+func fail(alert byte, format string, a ...any) error {
+	return &localError{alert: alert, err: fmt.Errorf(format, a...)}
+}
+
+// writeRecord sends payload as one or more records of type typ. Call with out held.
+func (c *Conn) writeRecord(typ byte, payload []byte) error {
+	if c.txErr != nil {
+		return c.txErr
+	}
+	for first := true; first || len(payload) > 0; first = false {
+		chunk := payload[:min(len(payload), MaxPlaintext)]
+		payload = payload[len(chunk):]
+		frag := chunk
+		if c.tx != nil {
+			var err error
+			if frag, err = c.tx.seal(typ, chunk); err != nil {
+				return err
+			}
+		}
+		rec := make([]byte, recordHeaderLen, recordHeaderLen+len(frag))
+		rec[0], rec[1], rec[2] = typ, 3, 3
+		rec[3], rec[4] = byte(len(frag)>>8), byte(len(frag))
+		if _, err := c.conn.Write(append(rec, frag...)); err != nil {
+			c.txErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// sendAlert sends a fatal alert (best effort) for err if it is local.
+func (c *Conn) sendAlert(err error) {
+	var le *localError
+	code := byte(80)
+	if errors.As(err, &le) {
+		code = le.alert
+	}
+	var ae AlertError
+	if errors.As(err, &ae) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.writeRecord(recordAlert, []byte{2, code})
+	_ = c.conn.SetWriteDeadline(time.Time{})
+}
+
+// readRecord reads and opens one record. Call with in held.
+func (c *Conn) readRecord() (byte, []byte, error) {
+	if c.rxErr != nil {
+		return 0, nil, c.rxErr
+	}
+	typ, body, err := c.readRecordOnce()
+	if err != nil {
+		c.rxErr = err
+	}
+	return typ, body, err
+}
+
+func (c *Conn) fill(n int) error {
+	for len(c.rawIn) < n {
+		buf := make([]byte, max(n-len(c.rawIn), 4096))
+		k, err := c.conn.Read(buf)
+		c.rawIn = append(c.rawIn, buf[:k]...)
+		if err != nil {
+			if len(c.rawIn) >= n {
+				return nil
+			}
+			if errors.Is(err, io.EOF) && len(c.rawIn) > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) readRecordOnce() (byte, []byte, error) {
+	if err := c.fill(recordHeaderLen); err != nil {
+		return 0, nil, err
+	}
+	typ, n, err := recordHeader(c.rawIn[:recordHeaderLen])
+	if err != nil {
+		return 0, nil, fail(50, "%v", err)
+	}
+	if err := c.fill(recordHeaderLen + n); err != nil {
+		return 0, nil, err
+	}
+	frag := append([]byte{}, c.rawIn[recordHeaderLen:recordHeaderLen+n]...)
+	c.rawIn = append(c.rawIn[:0], c.rawIn[recordHeaderLen+n:]...)
+	if c.rx != nil {
+		if frag, err = c.rx.open(typ, frag); err != nil {
+			return 0, nil, fail(20, "%w", err)
+		}
+		if len(frag) > MaxPlaintext {
+			return 0, nil, fail(22, "record plaintext of %d bytes", len(frag))
+		}
+	}
+	if typ == recordAlert {
+		if len(frag) != 2 {
+			return 0, nil, fail(50, "alert of %d bytes", len(frag))
+		}
+		if frag[1] == 0 {
+			return 0, nil, io.EOF
+		}
+		if frag[0] == 1 { // warning: skip
+			return c.readRecordOnce()
+		}
+		return 0, nil, AlertError(frag[1])
+	}
+	return typ, frag, nil
+}
+
+// Read reads application data.
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	for len(c.appIn) == 0 {
+		typ, body, err := c.readRecord()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				err = fmt.Errorf("tlspsk: read: %w", err)
+				c.sendAlert(err)
+			}
+			return 0, err
+		}
+		switch typ {
+		case recordApplicationData:
+			c.appIn = body
+		case recordHandshake: // HelloRequest or renegotiation: refuse politely, keep going
+			c.out.Lock()
+			_ = c.writeRecord(recordAlert, []byte{1, 100})
+			c.out.Unlock()
+		default:
+			err := fail(10, "tlspsk: read: unexpected record type %d", typ)
+			c.rxErr = err
+			c.sendAlert(err)
+			return 0, err
+		}
+	}
+	n := copy(b, c.appIn)
+	c.appIn = c.appIn[n:]
+	return n, nil
+}
+
+// Write sends application data.
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	if err := c.writeRecord(recordApplicationData, b); err != nil {
+		return 0, fmt.Errorf("tlspsk: write: %w", err)
+	}
+	return len(b), nil
+}
+
+// Close sends close_notify (if the handshake finished) and closes the connection.
+func (c *Conn) Close() error {
+	c.out.Lock()
+	if !c.closed && c.tx != nil && c.txErr == nil {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.writeRecord(recordAlert, []byte{1, 0})
+	}
+	c.closed = true
+	c.out.Unlock()
+	return c.conn.Close()
+}
+
+// CloseWrite sends close_notify and half-closes the underlying TCP connection if it can.
+func (c *Conn) CloseWrite() error {
+	c.out.Lock()
+	defer c.out.Unlock()
+	if c.tx != nil && c.txErr == nil {
+		_ = c.writeRecord(recordAlert, []byte{1, 0})
+	}
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *Conn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
