@@ -1,6 +1,8 @@
 package tlspsk
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,14 +47,15 @@ type Conn struct {
 
 	in    sync.Mutex
 	rx    *protection
-	rawIn []byte // undecoded record bytes
+	br    *bufio.Reader
+	rbuf  []byte // the current record (appIn points into it)
 	appIn []byte // decrypted application data not yet read
 	rxErr error
-	rxCCS bool
 
 	out    sync.Mutex
 	tx     *protection
 	txErr  error
+	wbuf   []byte
 	closed bool
 }
 
@@ -139,17 +142,19 @@ func (c *Conn) writeRecord(typ byte, payload []byte) error {
 	for first := true; first || len(payload) > 0; first = false {
 		chunk := payload[:min(len(payload), MaxPlaintext)]
 		payload = payload[len(chunk):]
-		frag := chunk
+		rec := append(c.wbuf[:0], typ, 3, 3, 0, 0)
 		if c.tx != nil {
 			var err error
-			if frag, err = c.tx.seal(typ, chunk); err != nil {
+			if rec, err = c.tx.seal(rec, typ, chunk); err != nil {
 				return err
 			}
+		} else {
+			rec = append(rec, chunk...)
 		}
-		rec := make([]byte, recordHeaderLen, recordHeaderLen+len(frag))
-		rec[0], rec[1], rec[2] = typ, 3, 3
-		rec[3], rec[4] = byte(len(frag)>>8), byte(len(frag))
-		if _, err := c.conn.Write(append(rec, frag...)); err != nil {
+		n := len(rec) - recordHeaderLen
+		rec[3], rec[4] = byte(n>>8), byte(n)
+		c.wbuf = rec
+		if _, err := c.conn.Write(rec); err != nil {
 			c.txErr = err
 			return err
 		}
@@ -187,37 +192,28 @@ func (c *Conn) readRecord() (byte, []byte, error) {
 	return typ, body, err
 }
 
-func (c *Conn) fill(n int) error {
-	for len(c.rawIn) < n {
-		buf := make([]byte, max(n-len(c.rawIn), 4096))
-		k, err := c.conn.Read(buf)
-		c.rawIn = append(c.rawIn, buf[:k]...)
-		if err != nil {
-			if len(c.rawIn) >= n {
-				return nil
-			}
-			if errors.Is(err, io.EOF) && len(c.rawIn) > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
-}
-
 func (c *Conn) readRecordOnce() (byte, []byte, error) {
-	if err := c.fill(recordHeaderLen); err != nil {
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.conn, 2*maxCiphertext)
+	}
+	var hdr [recordHeaderLen]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	typ, n, err := recordHeader(c.rawIn[:recordHeaderLen])
+	typ, n, err := recordHeader(hdr[:])
 	if err != nil {
 		return 0, nil, fail(50, "%v", err)
 	}
-	if err := c.fill(recordHeaderLen + n); err != nil {
+	if cap(c.rbuf) < n {
+		c.rbuf = make([]byte, maxCiphertext)
+	}
+	frag := c.rbuf[:n]
+	if _, err := io.ReadFull(c.br, frag); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return 0, nil, err
 	}
-	frag := append([]byte{}, c.rawIn[recordHeaderLen:recordHeaderLen+n]...)
-	c.rawIn = append(c.rawIn[:0], c.rawIn[recordHeaderLen+n:]...)
 	if c.rx != nil {
 		if frag, err = c.rx.open(typ, frag); err != nil {
 			return 0, nil, fail(20, "%w", err)
@@ -322,3 +318,17 @@ func (c *Conn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() 
 func (c *Conn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
 func (c *Conn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// HandshakeContext runs the handshake bounded by ctx (through the connection's deadline).
+func (c *Conn) HandshakeContext(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.conn.SetDeadline(d)
+		defer c.conn.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	err := c.Handshake()
+	if !stop() && ctx.Err() != nil {
+		err = errors.Join(ctx.Err(), err)
+	}
+	return err
+}

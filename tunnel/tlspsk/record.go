@@ -2,12 +2,12 @@ package tlspsk
 
 import (
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 )
 
@@ -33,54 +33,59 @@ var errBadRecordMAC = errors.New("bad record MAC")
 type protection struct {
 	suite  *suite
 	macKey []byte
+	mac    hash.Hash // CBC suites
 	block  cipher.Block
 	gcm    cipher.AEAD
 	salt   []byte
 	seq    uint64
+	nonce  [12]byte
+	ad     [13]byte
+	iv     []byte
 }
 
-// additional is seq || type || version || length.
-func additional(seq uint64, typ byte, n int) []byte {
-	b := make([]byte, 13)
-	binary.BigEndian.PutUint64(b, seq)
-	b[8] = typ
-	binary.BigEndian.PutUint16(b[9:], versionTLS12)
-	binary.BigEndian.PutUint16(b[11:], uint16(n))
-	return b
+// additional fills p.ad with seq || type || version || length.
+func (p *protection) additional(seq uint64, typ byte, n int) []byte {
+	binary.BigEndian.PutUint64(p.ad[:], seq)
+	p.ad[8] = typ
+	binary.BigEndian.PutUint16(p.ad[9:], versionTLS12)
+	binary.BigEndian.PutUint16(p.ad[11:], uint16(n))
+	return p.ad[:]
 }
 
-// seal protects one record payload and returns the fragment to send.
-func (p *protection) seal(typ byte, pt []byte) ([]byte, error) {
+// seal appends the protected fragment of pt to dst.
+func (p *protection) seal(dst []byte, typ byte, pt []byte) ([]byte, error) {
 	seq := p.seq
 	p.seq++
 	if p.gcm != nil {
-		nonce := make([]byte, 12)
-		copy(nonce, p.salt)
-		binary.BigEndian.PutUint64(nonce[4:], seq)
-		out := append([]byte{}, nonce[4:]...)
-		return p.gcm.Seal(out, nonce, pt, additional(seq, typ, len(pt))), nil
+		copy(p.nonce[:], p.salt)
+		binary.BigEndian.PutUint64(p.nonce[4:], seq)
+		dst = append(dst, p.nonce[4:]...)
+		return p.gcm.Seal(dst, p.nonce[:], pt, p.additional(seq, typ, len(pt))), nil
 	}
-	mac := hmac.New(p.suite.mac, p.macKey)
-	mac.Write(additional(seq, typ, len(pt)))
-	mac.Write(pt)
 	bs := p.block.BlockSize()
-	body := append(append([]byte{}, pt...), mac.Sum(nil)...)
-	padLen := bs - (len(body)+1)%bs
+	p.mac.Reset()
+	p.mac.Write(p.additional(seq, typ, len(pt)))
+	p.mac.Write(pt)
+	off := len(dst)
+	dst = append(dst, make([]byte, bs)...) // explicit IV
+	if _, err := io.ReadFull(rand.Reader, dst[off:]); err != nil {
+		return nil, err
+	}
+	dst = append(dst, pt...)
+	dst = p.mac.Sum(dst)
+	padLen := bs - (len(dst)-off-bs+1)%bs
 	if padLen == bs {
 		padLen = 0
 	}
 	for i := 0; i <= padLen; i++ {
-		body = append(body, byte(padLen))
+		dst = append(dst, byte(padLen))
 	}
-	out := make([]byte, bs+len(body))
-	if _, err := io.ReadFull(rand.Reader, out[:bs]); err != nil {
-		return nil, err
-	}
-	cipher.NewCBCEncrypter(p.block, out[:bs]).CryptBlocks(out[bs:], body)
-	return out, nil
+	body := dst[off+bs:]
+	cipher.NewCBCEncrypter(p.block, dst[off:off+bs]).CryptBlocks(body, body)
+	return dst, nil
 }
 
-// open authenticates and decrypts one record fragment.
+// open authenticates and decrypts one record fragment in place.
 func (p *protection) open(typ byte, frag []byte) ([]byte, error) {
 	seq := p.seq
 	p.seq++
@@ -88,11 +93,10 @@ func (p *protection) open(typ byte, frag []byte) ([]byte, error) {
 		if len(frag) < 8+p.gcm.Overhead() {
 			return nil, errBadRecordMAC
 		}
-		nonce := make([]byte, 12)
-		copy(nonce, p.salt)
-		copy(nonce[4:], frag[:8])
+		copy(p.nonce[:], p.salt)
+		copy(p.nonce[4:], frag[:8])
 		ct := frag[8:]
-		pt, err := p.gcm.Open(nil, nonce, ct, additional(seq, typ, len(ct)-p.gcm.Overhead()))
+		pt, err := p.gcm.Open(ct[:0], p.nonce[:], ct, p.additional(seq, typ, len(ct)-p.gcm.Overhead()))
 		if err != nil {
 			return nil, errBadRecordMAC
 		}
@@ -103,8 +107,8 @@ func (p *protection) open(typ byte, frag []byte) ([]byte, error) {
 	if len(frag)%bs != 0 || len(frag) < bs+((ml+1+bs-1)/bs)*bs {
 		return nil, errBadRecordMAC
 	}
-	body := make([]byte, len(frag)-bs)
-	cipher.NewCBCDecrypter(p.block, frag[:bs]).CryptBlocks(body, frag[bs:])
+	body := frag[bs:]
+	cipher.NewCBCDecrypter(p.block, frag[:bs]).CryptBlocks(body, body)
 	// Padding checked without branching on its bytes (as crypto/tls's extractPadding).
 	padLen := int(body[len(body)-1])
 	good := subtle.ConstantTimeLessOrEq(padLen+1+ml, len(body))
@@ -121,10 +125,11 @@ func (p *protection) open(typ byte, frag []byte) ([]byte, error) {
 	if n < 0 {
 		return nil, errBadRecordMAC
 	}
-	mac := hmac.New(p.suite.mac, p.macKey)
-	mac.Write(additional(seq, typ, n))
-	mac.Write(body[:n])
-	ok := subtle.ConstantTimeCompare(mac.Sum(nil), body[n:n+ml])
+	p.mac.Reset()
+	p.mac.Write(p.additional(seq, typ, n))
+	p.mac.Write(body[:n])
+	var sum [64]byte
+	ok := subtle.ConstantTimeCompare(p.mac.Sum(sum[:0]), body[n:n+ml])
 	if ok&good != 1 {
 		return nil, errBadRecordMAC
 	}

@@ -3,6 +3,7 @@ package tlspsk
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -73,6 +74,9 @@ func (s *suite) newProtection(k keys) (*protection, error) {
 		return nil, err
 	}
 	p := &protection{suite: s, macKey: k.mac, block: block}
+	if s.mac != nil {
+		p.mac = hmac.New(s.mac, k.mac)
+	}
 	if s.aead {
 		if p.gcm, err = cipher.NewGCM(block); err != nil {
 			return nil, err

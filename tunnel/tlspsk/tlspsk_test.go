@@ -2,6 +2,7 @@ package tlspsk
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -129,5 +130,42 @@ func TestIdentityAndSuiteMismatch(t *testing.T) {
 	_, _, cerr, serr = pair(t, Config{PSK: key, Suites: []uint16{PSKWithAES128CBCSHA}}, Config{PSK: key, Suites: []uint16{PSKWithAES256GCMSHA384}})
 	if !errors.As(cerr, &ae) || ae != 40 || !strings.Contains(serr.Error(), "no common") {
 		t.Fatalf("suites: %v / %v", cerr, serr)
+	}
+}
+
+// TestRecordTamperAndReplay: a flipped bit, a replayed record and a wrong record type all fail.
+func TestRecordTamperAndReplay(t *testing.T) {
+	for _, id := range DefaultSuites {
+		s := suites[id]
+		ck, _ := s.keyBlock(psk32(t)[:16], psk32(t), psk32(t))
+		tx, _ := s.newProtection(ck)
+		rx, _ := s.newProtection(ck)
+		ct, _ := tx.seal(nil, recordApplicationData, []byte("payload"))
+		for i := range ct {
+			bad := append([]byte{}, ct...)
+			bad[i] ^= 0x80
+			r, _ := s.newProtection(ck)
+			if _, err := r.open(recordApplicationData, bad); !errors.Is(err, errBadRecordMAC) {
+				t.Fatalf("%s: flipped byte %d accepted", s.name, i)
+			}
+		}
+		if _, err := rx.open(recordHandshake, append([]byte{}, ct...)); !errors.Is(err, errBadRecordMAC) {
+			t.Fatalf("%s: record type not authenticated", s.name)
+		}
+		if _, err := rx.open(recordApplicationData, append([]byte{}, ct...)); !errors.Is(err, errBadRecordMAC) {
+			t.Fatalf("%s: replay at the next sequence number accepted", s.name)
+		}
+	}
+}
+
+func TestHandshakeContextBounded(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := Client(a, Config{PSK: []byte("k")}).HandshakeContext(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("silent server: %v", err)
 	}
 }
