@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/iosmux/iosmux/internal/peertest"
+	"github.com/iosmux/iosmux/xpc"
 )
 
 func FuzzDecodeTLV8(f *testing.F) {
@@ -159,5 +160,30 @@ func FuzzPairingSteps(f *testing.F) {
 		vh.M1()
 		_, _ = vh.HandleM2(in)
 		_ = vh.HandleM4(in)
+	})
+}
+
+// FuzzXPCEnvelope decodes arbitrary XPC messages as control-channel envelopes: errors only.
+func FuzzXPCEnvelope(f *testing.F) {
+	f.Add(unhex(f, xpcHandshakeVector))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := xpc.DecodeMessage(in)
+		if err != nil {
+			return
+		}
+		d, ok := m.Body.(*xpc.Dict)
+		if !ok {
+			return
+		}
+		e, err := EnvelopeFromXPC(d)
+		if err != nil {
+			return
+		}
+		if _, err := ParseMessage(e.Message); err != nil {
+			return
+		}
+		if _, err := EnvelopeToXPC(e); err != nil {
+			t.Fatalf("decoded envelope does not re-encode: %v", err)
+		}
 	})
 }
