@@ -191,6 +191,8 @@ func (d *Device) serviceHandler(s profile.Service, opts RSDOptions) accept.Handl
 		return func(ctx context.Context, nc net.Conn) { d.serveRemoteLockdown(ctx, nc, true) }
 	case "com.apple.mobile.lockdown.remote.untrusted":
 		return func(ctx context.Context, nc net.Conn) { d.serveRemoteLockdown(ctx, nc, false) }
+	case TunnelServiceName:
+		return func(ctx context.Context, nc net.Conn) { d.serveTunnelService(ctx, nc) }
 	}
 	if h, ok := xpcServices[s.Name]; ok {
 		return func(ctx context.Context, nc net.Conn) { d.serveXPC(ctx, nc, s.Name, h) }

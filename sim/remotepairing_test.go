@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/iosmux/iosmux/pairing"
+	"github.com/iosmux/iosmux/rsd"
+	"github.com/iosmux/iosmux/sim/profile"
+	"github.com/iosmux/iosmux/tunnel"
+	"github.com/iosmux/iosmux/tunnel/tlspsk"
+)
+
+// untrustedRSD serves d's untrusted RSD on loopback and returns the tunnel service address.
+func untrustedRSD(t *testing.T, d *Device) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := d.ServeRSD(ctx, TCPListen("127.0.0.1"), 0, RSDOptions{Untrusted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); cancel() })
+	dctx, dcancel := context.WithTimeout(ctx, tunFailAfter)
+	defer dcancel()
+	c, h, err := rsd.Dial(dctx, r.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s, ok := h.Service(TunnelServiceName)
+	if !ok {
+		t.Fatalf("untrusted RSD lists no %s", TunnelServiceName)
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(s.Port))
+}
+
+// controlChannel connects to the tunnel service and returns a host session after the hello.
+func controlChannel(t *testing.T, addr string, id pairing.Identity) *pairing.Host {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
+	defer cancel()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if v, err := pairing.ReadServiceHello(ctx, c); err != nil || v != pairing.TunnelServiceVersion {
+		t.Fatalf("service hello %d %v", v, err)
+	}
+	return pairing.NewHost(pairing.NewXPCTransport(c), pairing.HostConfig{Identity: id, Name: "iosmux-test"})
+}
+
+func hostIdentity(t *testing.T, id string) pairing.Identity {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pairing.Identity{Identifier: id, Key: k, Info: pairing.HostInfo(id, "iosmux-test", make([]byte, 16))}
+}
+
+// TestRemotePairingUntrustedRSD: a host pairs with the simulator over its untrusted RSD (Trust
+// accepted), reconnects, pair-verifies with no prompt, asks for a TCP listener and brings up a
+// TLS-PSK tunnel whose CDTunnel handshake completes and carries RSD.
+func TestRemotePairingUntrustedRSD(t *testing.T) {
+	d := NewDevice(profile.Default(), "remotepairing", nil)
+	addr := untrustedRSD(t, d)
+	host := hostIdentity(t, "AB746A8E-26BC-3F08-9176-C0ABECD1D9C8")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*tunFailAfter)
+	defer cancel()
+
+	h := controlChannel(t, addr, host)
+	info, err := h.Handshake(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pdi, _ := info["peerDeviceInfo"].(map[string]any); pdi["udid"] != d.UDID {
+		t.Fatalf("handshake peerDeviceInfo %v", info["peerDeviceInfo"])
+	}
+	if _, err := h.Verify(ctx); err == nil {
+		t.Fatal("pair-verify of an unknown host succeeded")
+	}
+	peer, err := h.Setup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if udid, _ := peer.Info.Get("remotepairing_udid"); udid != d.UDID || peer.Identifier != d.RemotePairingIdentifier() {
+		t.Fatalf("M6 device %q udid %v", peer.Identifier, udid)
+	}
+	if hs := d.RemotePairingHosts(); len(hs) != 1 || hs[0] != host.Identifier {
+		t.Fatalf("device paired hosts %v", hs)
+	}
+
+	d.SetTrust(TrustDeny) // a second prompt would now fail the test
+	h2 := controlChannel(t, addr, host)
+	if _, err := h2.Handshake(ctx); err != nil {
+		t.Fatal(err)
+	}
+	psk, err := h2.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h2.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": "tcp",
+		"peerConnectionsInfo": []any{pairing.Obj{"owningPID": 1234, "owningProcessName": "CoreDeviceService"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, ok := pairing.Uint(res["port"])
+	if spki, err := pairing.Bytes(res["devicePublicKey"]); !ok || err != nil || len(spki) == 0 {
+		t.Fatalf("createListener reply %v", res)
+	}
+	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tlspsk.Client(nc, tlspsk.Config{PSK: psk})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ht, err := tunnel.Start(ctx, tc, tunnel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ht.Close()
+	if err := checkRSD(d, ht.DialContext, ht.Params().RSDAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": "quic"}); err == nil {
+		t.Fatal("quic listener granted by a tcp-only simulator")
+	}
+}
+
+// TestRemotePairingTrustDenied: Don't Trust gives a clear error and stores nothing.
+func TestRemotePairingTrustDenied(t *testing.T) {
+	d := NewDevice(profile.Default(), "remotepairing-deny", nil)
+	d.SetTrust(TrustDeny)
+	addr := untrustedRSD(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
+	defer cancel()
+	h := controlChannel(t, addr, hostIdentity(t, "HOST"))
+	if _, err := h.Setup(ctx); !errors.Is(err, pairing.ErrTrustDenied) {
+		t.Fatalf("%v", err)
+	}
+	if hs := d.RemotePairingHosts(); len(hs) != 0 {
+		t.Fatalf("denied host stored: %v", hs)
+	}
+}
+
+// TestRemotePairingTrustNever: an unanswered prompt keeps the host waiting only as long as its
+// own deadline.
+func TestRemotePairingTrustNever(t *testing.T) {
+	d := NewDevice(profile.Default(), "remotepairing-never", nil)
+	d.SetTrust(TrustNever)
+	addr := untrustedRSD(t, d)
+	h := controlChannel(t, addr, hostIdentity(t, "HOST"))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := h.Setup(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v", err)
+	}
+	if hs := d.RemotePairingHosts(); len(hs) != 0 {
+		t.Fatalf("stored without consent: %v", hs)
+	}
+}
