@@ -36,10 +36,21 @@ func bound(ctx context.Context, set func(time.Time) error, io func() error) erro
 	}
 	stop := context.AfterFunc(ctx, func() { _ = set(time.Unix(1, 0)) })
 	err := io()
-	if !stop() {
-		if cerr := ctx.Err(); cerr != nil {
-			err = errors.Join(cerr, err)
-		}
+	stop()
+	return withContextErr(ctx, err)
+}
+
+// withContextErr names ctx's end in err when ctx is why the I/O failed (the connection deadline
+// may fire a moment before ctx's own timer).
+func withContextErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return errors.Join(cerr, err)
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return errors.Join(context.DeadlineExceeded, err)
 	}
 	return err
 }

@@ -327,8 +327,13 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
 	err := c.Handshake()
-	if !stop() && ctx.Err() != nil {
-		err = errors.Join(ctx.Err(), err)
+	stop()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = errors.Join(cerr, err)
+		} else if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			err = errors.Join(context.DeadlineExceeded, err)
+		}
 	}
 	return err
 }
