@@ -242,3 +242,33 @@ func (d *Device) serveTunnelListener(ctx context.Context, ln net.Listener, psk [
 		d.Log.Debug("tunnel ended", "service", TunnelServiceName, "err", err)
 	}
 }
+
+// ServeRemotePairing serves the RPPairing network port (pairing.md §2.2, the `_remotepairing._tcp`
+// service) on ln: the same device role as the tunnel service, framed as RPPairing JSON. It
+// returns when ctx ends or ln fails.
+func (d *Device) ServeRemotePairing(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("sim: remotepairing: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer nc.Close()
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stopConn := context.AfterFunc(cctx, func() { nc.Close() })
+			defer stopConn()
+			err := pairing.NewDevice(pairing.NewFramedTransport(nc), d.remotePairingConfig(ctx, nc.LocalAddr())).Serve(cctx)
+			d.logDrop("remotepairing", nc.RemoteAddr().String(), err)
+		}()
+	}
+}

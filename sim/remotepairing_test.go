@@ -171,3 +171,56 @@ func TestRemotePairingTrustNever(t *testing.T) {
 		t.Fatalf("stored without consent: %v", hs)
 	}
 }
+
+// TestRemotePairingNetworkPort: the RPPairing port pair-verifies a host paired over the
+// untrusted RSD and grants a TLS-PSK listener (pairing.md §2.2: only verify is expected there).
+func TestRemotePairingNetworkPort(t *testing.T) {
+	d := NewDevice(profile.Default(), "remotepairing-net", nil)
+	host := hostIdentity(t, "HOST-NET")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*tunFailAfter)
+	defer cancel()
+	if _, err := controlChannel(t, untrustedRSD(t, d), host).Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- d.ServeRemotePairing(sctx, ln) }()
+	defer func() {
+		scancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	h := pairing.NewHost(pairing.NewFramedTransport(nc), pairing.HostConfig{Identity: host})
+	if _, err := h.Handshake(ctx); err != nil {
+		t.Fatal(err)
+	}
+	psk, err := h.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := pairing.Uint(res["port"])
+	tc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tlspsk.Client(tc, tlspsk.Config{PSK: psk})
+	defer c.Close()
+	p, err := tunnel.ClientHandshake(ctx, c, 1280)
+	if err != nil || p.MTU != 1280 {
+		t.Fatalf("CDTunnel over the network-port listener: %+v %v", p, err)
+	}
+}
