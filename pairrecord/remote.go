@@ -117,22 +117,15 @@ func (s *Store) LoadRemote(udid string) (*Remote, error) {
 	return r, err
 }
 
-// LoadRemoteFile reads a RemotePairing record: iosmux's own, or pymobiledevice3's
-// remote_<id>.plist and appium's appletv-pairing file (same keys). Records without a stored
+// LoadRemoteFile reads a RemotePairing record: iosmux's own, pymobiledevice3's
+// remote_<id>.plist, appium's appletv-pairing file (same keys) or idevice's RpPairingFile
+// (identifier stored, alt_irk = the device's). Records without a stored
 // identifier get HostIdentifier(hostname) — what those tools derive — unless hostname is "",
 // which then uses os.Hostname. A lockdown pair record is refused with an error saying so.
 func LoadRemoteFile(path, hostname string) (*Remote, error) {
-	f, err := os.Open(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("pairrecord: %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("pairrecord: %s is larger than %d bytes", path, maxFileSize)
 	}
 	var raw map[string]any
 	if _, err := plist.Unmarshal(data, &raw); err != nil {
@@ -147,6 +140,9 @@ func LoadRemoteFile(path, hostname string) (*Remote, error) {
 	}
 	if r.Identifier == "" {
 		r.Identifier = r.HostIdentifier
+	}
+	if a, ok := raw["alt_irk"].([]byte); ok && len(r.DeviceAltIRK) == 0 { // idevice: the device's altIRK
+		r.DeviceAltIRK = a
 	}
 	if r.Identifier == "" {
 		if hostname == "" {
@@ -193,3 +189,42 @@ func (r *Remote) GoString() string { return r.String() }
 
 // LogValue keeps slog from printing the private key.
 func (r *Remote) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// LoadGoIOSSelfIdentity reads go-ios's selfIdentity.plist (pair-records.md §5): one host
+// identity (identifier, privateKey, publicKey) that go-ios uses for every device.
+func LoadGoIOSSelfIdentity(path string) (*Remote, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	var g struct {
+		Identifier string `plist:"identifier"`
+		PrivateKey []byte `plist:"privateKey"`
+		PublicKey  []byte `plist:"publicKey"`
+	}
+	if _, err := plist.Unmarshal(data, &g); err != nil {
+		return nil, fmt.Errorf("pairrecord: %s: %w", path, err)
+	}
+	r := &Remote{Identifier: g.Identifier, HostIdentifier: g.Identifier, PrivateKey: g.PrivateKey, PublicKey: g.PublicKey}
+	if err := r.Check(); err != nil {
+		return nil, fmt.Errorf("%w (go-ios %s)", err, path)
+	}
+	return r, nil
+}
+
+// readBounded reads a record file of at most maxFileSize bytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("pairrecord: %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("pairrecord: %s is larger than %d bytes", path, maxFileSize)
+	}
+	return data, nil
+}

@@ -169,3 +169,31 @@ func TestPymobiledevice3RemotePairVerifies(t *testing.T) {
 		t.Fatalf("host_identifier record: %v %v", r, err)
 	}
 }
+
+func TestGoIOSAndIdeviceImporters(t *testing.T) {
+	dir := t.TempDir()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	gp := filepath.Join(dir, "selfIdentity.plist")
+	b, _ := plist.Marshal(map[string]any{"identifier": "7F6E3A10-0000-4000-8000-000000000001", "irk": make([]byte, 16),
+		"privateKey": priv.Seed(), "publicKey": []byte(pub)}, plist.BinaryFormat)
+	os.WriteFile(gp, b, 0o600)
+	r, err := LoadGoIOSSelfIdentity(gp)
+	if err != nil || r.Identifier != "7F6E3A10-0000-4000-8000-000000000001" || !bytes.Equal(r.PublicKey, pub) {
+		t.Fatalf("go-ios: %v %v", r, err)
+	}
+	b, _ = plist.Marshal(map[string]any{"identifier": "x", "privateKey": []byte{1}}, plist.BinaryFormat)
+	os.WriteFile(gp, b, 0o600)
+	if _, err := LoadGoIOSSelfIdentity(gp); err == nil {
+		t.Fatal("go-ios identity with a 1-byte key accepted")
+	}
+
+	ip := filepath.Join(dir, "idevice.plist")
+	alt := bytes.Repeat([]byte{7}, 16)
+	b, _ = plist.Marshal(map[string]any{"identifier": "ab746a8e-26bc-3f08-9176-c0abecd1d9c8", "private_key": priv.Seed(),
+		"public_key": []byte(pub), "alt_irk": alt}, plist.XMLFormat)
+	os.WriteFile(ip, b, 0o600)
+	r, err = LoadRemoteFile(ip, "ignored")
+	if err != nil || r.Identifier != "ab746a8e-26bc-3f08-9176-c0abecd1d9c8" || !bytes.Equal(r.DeviceAltIRK, alt) {
+		t.Fatalf("idevice (lowercase identifier kept as signed): %v %v", r, err)
+	}
+}
