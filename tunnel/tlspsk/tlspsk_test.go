@@ -169,3 +169,46 @@ func TestHandshakeContextBounded(t *testing.T) {
 		t.Fatalf("silent server: %v", err)
 	}
 }
+
+// TestFullDuplex: both sides write 1 MiB while reading the other's 1 MiB, then one side closes
+// while the other is blocked in Read.
+func TestFullDuplex(t *testing.T) {
+	key := psk32(t)
+	for _, id := range []uint16{PSKWithAES256GCMSHA384, PSKWithAES256CBCSHA} {
+		c, s, cerr, serr := pair(t, Config{PSK: key, Suites: []uint16{id}}, Config{PSK: key})
+		if cerr != nil || serr != nil {
+			t.Fatal(cerr, serr)
+		}
+		data := make([]byte, 1<<20)
+		rand.Read(data)
+		errc := make(chan error, 4)
+		for _, end := range []*Conn{c, s} {
+			go func() { _, err := end.Write(data); errc <- err }()
+			go func() {
+				got := make([]byte, len(data))
+				_, err := io.ReadFull(end, got)
+				if err == nil && !bytes.Equal(got, data) {
+					err = errors.New("data corrupted")
+				}
+				errc <- err
+			}()
+		}
+		for i := 0; i < 4; i++ {
+			if err := <-errc; err != nil {
+				t.Fatalf("%s: %v", SuiteName(id), err)
+			}
+		}
+		blocked := make(chan error, 1)
+		go func() { _, err := s.Read(make([]byte, 1)); blocked <- err }()
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+		select {
+		case err := <-blocked:
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("blocked Read ended with %v, want EOF", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Read stayed blocked after the peer closed")
+		}
+	}
+}
