@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/peertest"
 	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim/profile"
@@ -156,16 +159,41 @@ func TestRemotePairingTrustDenied(t *testing.T) {
 }
 
 // TestRemotePairingTrustNever: an unanswered prompt keeps the host waiting only as long as its
-// own deadline.
+// own deadline, and the device drops the prompt when the host hangs up.
 func TestRemotePairingTrustNever(t *testing.T) {
-	d := NewDevice(profile.Default(), "remotepairing-never", nil)
+	var logs peertest.LogBuffer
+	d := NewDevice(profile.Default(), "remotepairing-never", slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	d.SetTrust(TrustNever)
 	addr := untrustedRSD(t, d)
-	h := controlChannel(t, addr, hostIdentity(t, "HOST"))
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
 	defer cancel()
-	if _, err := h.Setup(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pairing.ReadServiceHello(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	h := pairing.NewHost(pairing.NewXPCTransport(c), pairing.HostConfig{Identity: hostIdentity(t, "HOST")})
+	sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer scancel()
+	if _, err := h.Setup(sctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(logs.String(), "Trust prompt left unanswered") {
+		t.Fatalf("no prompt logged:\n%s", logs.String())
+	}
+	c.Close()
+	for !strings.Contains(logs.String(), "Trust prompt: context canceled") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the device kept the prompt open after the host left:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	if hs := d.RemotePairingHosts(); len(hs) != 0 {
 		t.Fatalf("stored without consent: %v", hs)

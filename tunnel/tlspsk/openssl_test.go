@@ -2,7 +2,6 @@ package tlspsk
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -10,30 +9,11 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iosmux/iosmux/internal/peertest"
 )
-
-// lockedBuffer collects a child's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
@@ -46,11 +26,11 @@ func freePort(t *testing.T) int {
 }
 
 // startSServer runs openssl s_server -rev (echoes lines reversed) and waits until it accepts.
-func startSServer(t *testing.T, openssl, pskHex, suite string) (string, *lockedBuffer) {
+func startSServer(t *testing.T, openssl, pskHex, suite string) (string, *peertest.LogBuffer) {
 	t.Helper()
 	port := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	out := &lockedBuffer{}
+	out := &peertest.LogBuffer{}
 	cmd := exec.CommandContext(ctx, openssl, "s_server", "-accept", fmt.Sprintf("127.0.0.1:%d", port),
 		"-psk", pskHex, "-psk_identity", "iosmux", "-nocert", "-tls1_2", "-cipher", suite, "-rev")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -120,7 +100,7 @@ func TestOpenSSLServerWrongPSK(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, out *lockedBuffer, any ...string) {
+func waitFor(t *testing.T, out *peertest.LogBuffer, any ...string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		s := strings.ToLower(out.String())
