@@ -64,9 +64,13 @@ func (h *Host) exchange(ctx context.Context, stage, kind string, tlv []byte, sta
 	if err := h.ep.send(ctx, stage, PlainEvent(EventPairingData, PairingData(tlv, kind, start, host))); err != nil {
 		return nil, err
 	}
+	prompted := false
 	for {
 		m, err := h.ep.recv(ctx, stage)
 		if err != nil {
+			if prompted && ctx.Err() != nil {
+				return nil, fmt.Errorf("pairing: %s: the Trust prompt on the device was not answered: %w", stage, err)
+			}
 			return nil, err
 		}
 		switch {
@@ -77,7 +81,7 @@ func (h *Host) exchange(ctx context.Context, stage, kind string, tlv []byte, sta
 			}
 			return data, nil
 		case m.Kind == KindEvent && m.Name == EventAwaitingConsent:
-			continue // the user is looking at the Trust prompt
+			prompted = true // the user is looking at the Trust prompt
 		case m.Kind == KindEvent && m.Name == EventPairingRejected:
 			return nil, fmt.Errorf("%w: %s", ErrTrustDenied, rejectionReason(m.Body))
 		default:
