@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // DeviceConfig is what the device role (the simulator) needs.
@@ -24,7 +25,12 @@ type DeviceConfig struct {
 	Store func(*Peer) error
 	// Handle answers a decrypted request; an error becomes errorExtended.
 	Handle func(name string, args Obj) (Obj, error)
+	// IdleTimeout ends the session when the host sends nothing for this long (0: no limit).
+	IdleTimeout time.Duration
 }
+
+// ErrIdle reports a host that sent nothing for DeviceConfig.IdleTimeout.
+var ErrIdle = errors.New("pairing: device: host idle")
 
 // Device runs the device role of the control channel over a Transport.
 type Device struct {
@@ -47,7 +53,7 @@ func NewDevice(t Transport, cfg DeviceConfig) *Device {
 // (ErrTrustDenied, after sending pairingRejectedWithError).
 func (d *Device) Serve(ctx context.Context) error {
 	for {
-		m, err := d.ep.recv(ctx, "device")
+		m, err := d.recv(ctx)
 		if err != nil {
 			return err
 		}
@@ -67,6 +73,20 @@ func (d *Device) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// recv waits for the host's next message, at most IdleTimeout.
+func (d *Device) recv(ctx context.Context) (Parsed, error) {
+	if d.cfg.IdleTimeout <= 0 {
+		return d.ep.recv(ctx, "device")
+	}
+	ictx, cancel := context.WithTimeoutCause(ctx, d.cfg.IdleTimeout, ErrIdle)
+	defer cancel()
+	m, err := d.ep.recv(ictx, "device")
+	if err != nil && ctx.Err() == nil && context.Cause(ictx) == ErrIdle {
+		return Parsed{}, fmt.Errorf("%w for %v", ErrIdle, d.cfg.IdleTimeout)
+	}
+	return m, err
 }
 
 func (d *Device) reply(ctx context.Context, stage, kind string, tlv []byte) error {

@@ -181,3 +181,27 @@ func TestSessionRequestBeforeVerify(t *testing.T) {
 		t.Fatalf("request with no session: %v", err)
 	}
 }
+
+func TestSessionDeviceIdleTimeout(t *testing.T) {
+	dev := &simDevice{id: randomIdentity(t, "D"), hosts: map[string]ed25519.PublicKey{}}
+	hc, dc := net.Pipe()
+	defer hc.Close()
+	defer dc.Close()
+	cfg := dev.config()
+	cfg.IdleTimeout = 100 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- NewDevice(NewFramedTransport(dc), cfg).Serve(ctx10(t)) }()
+	// One handshake resets nothing permanent: the device still ends after an idle period.
+	h := NewHost(NewFramedTransport(hc), HostConfig{Identity: randomIdentity(t, "H")})
+	if _, err := h.Handshake(ctx10(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrIdle) {
+			t.Fatalf("device ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle host kept the device session")
+	}
+}

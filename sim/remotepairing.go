@@ -167,7 +167,8 @@ func (d *Device) remotePairingConfig(ctx context.Context, local net.Addr) pairin
 			k, ok := st.hosts[hid]
 			return k, ok
 		},
-		Consent: d.remotePairingConsent,
+		Consent:     d.remotePairingConsent,
+		IdleTimeout: remotePairingIdle,
 		Store: func(p *pairing.Peer) error {
 			st.mu.Lock()
 			st.hosts[p.Identifier] = p.PublicKey
@@ -183,6 +184,10 @@ func (d *Device) remotePairingConfig(ctx context.Context, local net.Addr) pairin
 		},
 	}
 }
+
+// remotePairingIdle ends a control connection whose host sends nothing for this long; tunnels it
+// created keep running (whether a real device closes idle control connections is UNCONFIRMED).
+const remotePairingIdle = 10 * time.Minute
 
 // tunnelListenerWait bounds how long a createListener listener waits for the host.
 const tunnelListenerWait = 30 * time.Second
