@@ -24,6 +24,8 @@ const (
 	maxHandshakeMsg             = 1 << 15
 	extRenegotiationInfo uint16 = 0xff01
 	finishedLen                 = 12
+	// maxIdentity is the longest PSK identity (RFC 4279 §5.3: implementations must take 128).
+	maxIdentity = 1 << 10
 )
 
 // send writes one handshake message and logs it for Finished.
@@ -198,6 +200,9 @@ func (r *reader) extensions() (secureReneg bool, err error) {
 func (c *Conn) clientHandshake() error {
 	if len(c.cfg.PSK) == 0 || len(c.cfg.PSK) > 0xFFFF {
 		return errors.New("PSK must be 1…65535 bytes")
+	}
+	if len(c.cfg.Identity) > maxIdentity {
+		return fmt.Errorf("PSK identity of %d bytes exceeds %d", len(c.cfg.Identity), maxIdentity)
 	}
 	clientRandom, err := random32()
 	if err != nil {
@@ -388,7 +393,7 @@ func (c *Conn) serverFlight() error {
 	}
 	kr := &reader{b: cke}
 	identity := kr.take(kr.u16())
-	if kr.bad || len(kr.b) != 0 {
+	if kr.bad || len(kr.b) != 0 || len(identity) > maxIdentity {
 		return fail(50, "ClientKeyExchange: malformed PSK identity")
 	}
 	if c.cfg.CheckIdentity && string(identity) != c.cfg.Identity {

@@ -212,3 +212,13 @@ func TestFullDuplex(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentityBound(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	err := Client(a, Config{PSK: []byte("k"), Identity: strings.Repeat("x", maxIdentity+1)}).Handshake()
+	if err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("oversized identity: %v", err)
+	}
+}
