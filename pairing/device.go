@@ -80,11 +80,15 @@ func (d *Device) recv(ctx context.Context) (Parsed, error) {
 	if d.cfg.IdleTimeout <= 0 {
 		return d.ep.recv(ctx, "device")
 	}
-	ictx, cancel := context.WithTimeoutCause(ctx, d.cfg.IdleTimeout, ErrIdle)
+	ictx, cancel := context.WithTimeout(ctx, d.cfg.IdleTimeout)
 	defer cancel()
 	m, err := d.ep.recv(ictx, "device")
-	if err != nil && ctx.Err() == nil && context.Cause(ictx) == ErrIdle {
-		return Parsed{}, fmt.Errorf("%w for %v", ErrIdle, d.cfg.IdleTimeout)
+	// The idle deadline, not the caller's, ended the wait (the connection's deadline may fire a
+	// moment before either context's timer).
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		if pd, ok := ctx.Deadline(); !ok || time.Now().Before(pd) {
+			return Parsed{}, fmt.Errorf("%w for %v: %w", ErrIdle, d.cfg.IdleTimeout, err)
+		}
 	}
 	return m, err
 }

@@ -68,7 +68,7 @@ func (h *Host) exchange(ctx context.Context, stage, kind string, tlv []byte, sta
 	for {
 		m, err := h.ep.recv(ctx, stage)
 		if err != nil {
-			if prompted && ctx.Err() != nil {
+			if prompted && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 				return nil, fmt.Errorf("pairing: %s: the Trust prompt on the device was not answered: %w", stage, err)
 			}
 			return nil, err
