@@ -25,8 +25,10 @@ const DefaultWindowsAddress = "127.0.0.1:27015"
 //	UNIX:/path, unix:/path, unix:///path   Unix socket (libusbmuxd; iosmux CLI; go-ios)
 //	tcp:HOST:PORT, tcp://HOST:PORT         TCP (iosmux CLI; go-ios)
 //	HOST:PORT, [V6]:PORT                   TCP (libusbmuxd, pymobiledevice3)
-//	/path or any other string              Unix socket
+//	/path, ./path, or a name with no colon Unix socket
 //
+// Anything else with a colon (udp:..., http://..., a URL) is refused rather than taken for a
+// socket path or a host name to look up.
 // "" is the default: $USBMUXD_SOCKET_ADDRESS if set, else the platform's usbmuxd.
 func ParseSocketAddress(s string) (network, address string, err error) {
 	if s == "" {
@@ -55,10 +57,23 @@ func ParseSocketAddress(s string) (network, address string, err error) {
 			return "", "", fmt.Errorf("lockdown: usbmuxd address %q: want tcp:HOST:PORT", s)
 		}
 		return "tcp", a, nil
-	case !strings.HasPrefix(s, "/") && isHostPort(s):
+	case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "."):
+		return "unix", s, nil
+	case isHostPort(s) && !isScheme(s[:strings.LastIndexByte(s, ':')]):
 		return "tcp", s, nil
+	case !strings.Contains(s, ":"):
+		return "unix", s, nil
 	}
-	return "unix", s, nil
+	return "", "", fmt.Errorf("lockdown: usbmuxd address %q: want unix:PATH, /PATH, tcp:HOST:PORT or HOST:PORT", s)
+}
+
+// isScheme reports whether a HOST:PORT's host is a URL scheme someone typed ("udp:27015").
+func isScheme(host string) bool {
+	switch strings.ToLower(host) {
+	case "udp", "udp4", "udp6", "tcp4", "tcp6", "http", "https", "ws", "wss", "file", "unixgram", "unixpacket":
+		return true
+	}
+	return false
 }
 
 // isHostPort reports whether s is HOST:PORT with a non-empty host and a numeric port.

@@ -36,13 +36,16 @@ func TestParseSocketAddress(t *testing.T) {
 		{"/var/run/usbmuxd", "unix", "/var/run/usbmuxd"},
 		{"/weird:1234", "unix", "/weird:1234"},
 		{"plainname", "unix", "plainname"},
+		{"./rel:mux", "unix", "./rel:mux"},
+		{"localhost:27015", "tcp", "localhost:27015"},
 	} {
 		n, a, err := ParseSocketAddress(tc.in)
 		if err != nil || n != tc.network || a != tc.addr {
 			t.Errorf("ParseSocketAddress(%q) = %q %q %v, want %q %q", tc.in, n, a, err, tc.network, tc.addr)
 		}
 	}
-	for _, bad := range []string{"unix:", "tcp:nohost", "tcp::1234", "tcp:host:0"} {
+	for _, bad := range []string{"unix:", "tcp:nohost", "tcp::1234", "tcp:host:0",
+		"udp:127.0.0.1:27015", "udp:/tmp/mux", "udp:27015", "http://127.0.0.1:27015", "weird:thing"} {
 		if _, _, err := ParseSocketAddress(bad); err == nil {
 			t.Errorf("ParseSocketAddress(%q) accepted", bad)
 		}
