@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Permissions of iosmux's own store: the directory and files are the owner's only.
@@ -407,4 +408,27 @@ func userHome() (string, error) {
 		}
 	}
 	return os.UserHomeDir()
+}
+
+// MoveAside renames the device's record to <UDID>.plist.refused-<UTC time>, so it is kept but
+// no longer loaded (the device refused it). It returns the new path, or "" when there was no
+// record.
+func (s *Store) MoveAside(udid string) (string, error) {
+	if _, err := s.path(udid); err != nil {
+		return "", err
+	}
+	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	moved := ""
+	for _, u := range udidForms(udid) {
+		from := filepath.Join(s.dir, u+".plist")
+		to := from + ".refused-" + stamp
+		if err := os.Rename(from, to); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return moved, fmt.Errorf("pairrecord: store: move aside %s: %w", u, err)
+		}
+		moved = to
+	}
+	return moved, nil
 }
