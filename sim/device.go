@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iosmux/iosmux/internal/lograte"
@@ -25,6 +26,7 @@ type Device struct {
 
 	mu         sync.Mutex
 	tunnelOpts TunnelOptions // for tunnels lockdownd's CoreDeviceProxy starts
+	blackhole  atomic.Bool   // drop every packet the host sends through any tunnel
 }
 
 // NewDevice makes a simulated device of profile p; seed is a UDID to take, or any string to

@@ -157,6 +157,18 @@ func (d *Device) Unpair(hostID string) bool {
 	return ok
 }
 
+// ForgetHosts forgets every paired host, as erasing the phone or "Reset Location & Privacy"
+// does; it returns how many there were. The next session of any host fails with InvalidHostID.
+func (d *Device) ForgetHosts() int {
+	st := d.lockdownd()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := len(st.hosts)
+	st.hosts = map[string]*pairedHost{}
+	st.prompted = map[string]bool{}
+	return n
+}
+
 func (st *lockdownState) host(hostID string) (*pairedHost, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

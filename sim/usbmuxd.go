@@ -24,6 +24,13 @@ const (
 	usbConnectionSpeed = 480000000 // USB 2.0 high speed, bits/s, as libimobiledevice's usbmuxd reports
 )
 
+// How a device is attached: usbmuxd lists a phone that is also synced over Wi-Fi twice, with
+// one UDID (macOS usbmuxd, usbmuxd2).
+const (
+	ConnectionTypeUSB     = "USB"
+	ConnectionTypeNetwork = "Network"
+)
+
 // usbmuxd bounds.
 const (
 	muxIdle        = 5 * time.Minute // a usbmuxd connection with no request
@@ -77,6 +84,7 @@ type Usbmuxd struct {
 type muxDevice struct {
 	id       uint32
 	d        *Device
+	via      string // ConnectionTypeUSB or ConnectionTypeNetwork
 	location uint32
 	conns    map[net.Conn]struct{}
 	gone     bool
@@ -103,12 +111,19 @@ func NewUsbmuxd(ctx context.Context, opts UsbmuxdOptions) *Usbmuxd {
 	}
 }
 
-// ListenUnix serves on a Unix socket at path, replacing a stale socket left there; the socket
-// file is removed by Close.
+// ErrSocketInUse means another process serves the Unix socket ListenUnix was given.
+var ErrSocketInUse = errors.New("another process is serving this socket (a real usbmuxd?); stop it or pick another path")
+
+// ListenUnix serves on a Unix socket at path, replacing a stale socket left there (one that
+// nobody answers on) but never a live one; the socket file is removed by Close.
 func (u *Usbmuxd) ListenUnix(path string) (net.Addr, error) {
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("sim: usbmuxd: %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("sim: usbmuxd: %s: %w", path, ErrSocketInUse)
 		}
 		os.Remove(path)
 	}
@@ -160,33 +175,46 @@ func (u *Usbmuxd) BUID() string { return u.opts.BUID }
 // Close stops every listener and connection and waits for them.
 func (u *Usbmuxd) Close() { u.acc.Close() }
 
-// Plug attaches d and returns its DeviceID; Listen clients get an Attached event. Plugging a
-// device that is already attached returns its current DeviceID.
-func (u *Usbmuxd) Plug(d *Device) uint32 {
+// Plug attaches d over USB and returns its DeviceID; Listen clients get an Attached event.
+// Plugging a device that is already attached that way returns its current DeviceID.
+func (u *Usbmuxd) Plug(d *Device) uint32 { return u.PlugVia(d, ConnectionTypeUSB) }
+
+// PlugVia attaches d with a connection type (ConnectionTypeUSB or ConnectionTypeNetwork):
+// a device plugged both ways is listed twice under one UDID, as usbmuxd lists a phone that is
+// also synced over Wi-Fi. Binary-protocol Listen clients see only USB entries.
+func (u *Usbmuxd) PlugVia(d *Device, via string) uint32 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, md := range u.devices {
-		if md.d == d {
+		if md.d == d && md.via == via {
 			return md.id
 		}
 	}
-	md := &muxDevice{id: u.nextID, d: d, location: 0x01100000 + u.nextID, conns: map[net.Conn]struct{}{}}
+	md := &muxDevice{id: u.nextID, d: d, via: via, location: 0x01100000 + u.nextID, conns: map[net.Conn]struct{}{}}
 	u.nextID++
 	u.devices[md.id] = md
 	for l := range u.listeners {
 		l.send(u.attachedMessage(l, md))
 	}
-	d.Log.Info("usbmuxd: plugged", "device_id", md.id)
+	d.Log.Info("usbmuxd: plugged", "device_id", md.id, "via", via)
 	return md.id
 }
 
-// Unplug detaches d: Listen clients get a Detached event and every connection to the device
-// (lockdownd, services) is closed. It reports whether d was attached.
+// Unplug detaches every entry of d: Listen clients get a Detached event per entry and every
+// connection to the device (lockdownd, services) is closed. It reports whether d was attached.
 func (u *Usbmuxd) Unplug(d *Device) bool {
+	a := u.UnplugVia(d, ConnectionTypeUSB)
+	b := u.UnplugVia(d, ConnectionTypeNetwork)
+	return a || b
+}
+
+// UnplugVia detaches d's entry of one connection type and closes the connections made
+// through it; it reports whether that entry was attached.
+func (u *Usbmuxd) UnplugVia(d *Device, via string) bool {
 	u.mu.Lock()
 	var md *muxDevice
 	for _, m := range u.devices {
-		if m.d == d {
+		if m.d == d && m.via == via {
 			md = m
 		}
 	}
@@ -197,6 +225,9 @@ func (u *Usbmuxd) Unplug(d *Device) bool {
 	delete(u.devices, md.id)
 	md.gone = true
 	for l := range u.listeners {
+		if l.binary && md.via != ConnectionTypeUSB {
+			continue
+		}
 		l.send(u.deviceEventMessage(l, lockdown.MsgDetached, md.id))
 	}
 	conns := md.conns
@@ -205,16 +236,16 @@ func (u *Usbmuxd) Unplug(d *Device) bool {
 	for nc := range conns {
 		nc.Close()
 	}
-	d.Log.Info("usbmuxd: unplugged", "device_id", md.id)
+	d.Log.Info("usbmuxd: unplugged", "device_id", md.id, "via", via)
 	return true
 }
 
-// DeviceID is d's current DeviceID, if attached.
+// DeviceID is d's current DeviceID over USB, if attached that way.
 func (u *Usbmuxd) DeviceID(d *Device) (uint32, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, md := range u.devices {
-		if md.d == d {
+		if md.d == d && md.via == ConnectionTypeUSB {
 			return md.id, true
 		}
 	}
@@ -268,6 +299,13 @@ func (u *Usbmuxd) serial(d *Device) string {
 }
 
 func (u *Usbmuxd) attached(md *muxDevice) lockdown.DeviceAttached {
+	if md.via == ConnectionTypeNetwork {
+		// A Network entry has no USB properties (lockdown.md §2.4); its NetworkAddress is
+		// left out: no client of the simulator connects by it.
+		return lockdown.DeviceAttached{MessageType: lockdown.MsgAttached, DeviceID: md.id,
+			Properties: lockdown.DeviceProperties{ConnectionType: ConnectionTypeNetwork, DeviceID: md.id,
+				SerialNumber: u.serial(md.d)}}
+	}
 	return lockdown.DeviceAttached{
 		MessageType: lockdown.MsgAttached,
 		DeviceID:    md.id,
@@ -284,6 +322,9 @@ func (u *Usbmuxd) attached(md *muxDevice) lockdown.DeviceAttached {
 
 // attachedMessage encodes an Attached event (tag 0) in l's protocol.
 func (u *Usbmuxd) attachedMessage(l *muxListener, md *muxDevice) *lockdown.Message {
+	if l.binary && md.via != ConnectionTypeUSB {
+		return nil // the binary protocol has no connection type: USB only
+	}
 	if l.binary {
 		rec, err := lockdown.DeviceRecord{DeviceID: md.id, ProductID: USBProductIDiPhone,
 			SerialNumber: u.serial(md.d), Location: md.location}.MarshalBinary()
