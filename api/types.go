@@ -50,6 +50,17 @@ type DeviceStatus struct {
 	ShimFailing []string `json:"shimFailing,omitempty"`
 	// DeviceName is lockdown's DeviceName.
 	DeviceName string `json:"deviceName,omitempty"`
+	// Paths are every way the device is reachable now; Carrying marks the tunnel's.
+	Paths []PathStatus `json:"paths"`
+}
+
+// PathStatus is one path to a device: a usbmuxd entry (USB or Network) or a hand-given address.
+type PathStatus struct {
+	Source         string `json:"source"`
+	ConnectionType string `json:"connectionType,omitempty"`
+	DeviceID       int    `json:"deviceId,omitempty"`
+	Address        string `json:"address,omitempty"`
+	Carrying       bool   `json:"carrying"`
 }
 
 // Status is iosmux's status route body.

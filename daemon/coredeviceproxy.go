@@ -29,8 +29,10 @@ type CoreDeviceProxy struct {
 	Store *pairrecord.Store
 	// Imports are the other places a pair record may be (libimobiledevice, pymobiledevice3).
 	Imports []pairrecord.Source
-	// Pair pairs (the device shows Trust) when no record is found.
+	// Pair pairs (the device shows Trust) when no record is found or the device refuses it.
 	Pair bool
+	// PairTimeout bounds the wait for the user to tap Trust; 0 means PairTimeout.
+	PairTimeout time.Duration
 	// Backend makes the host side of the tunnel.
 	Backend tunnel.Backend
 	// RequestMTU is asked for in the CDTunnel handshake; MTUClamp caps the device MTU.
@@ -43,7 +45,7 @@ type CoreDeviceProxy struct {
 }
 
 // ErrNoPairRecord means no pair record was found and pairing is off.
-var ErrNoPairRecord = errors.New("no pair record for the device (pair with 'iosmuxd pair' or import one)")
+var ErrNoPairRecord = fmt.Errorf("%w: no pair record for it (pair with 'iosmuxd pair' or import one)", ErrNeedsPairing)
 
 // Open builds one tunnel to dev.
 func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
@@ -54,33 +56,27 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	if mux == nil {
 		return nil, Info{}, fmt.Errorf("no usbmuxd for source %q", dev.Source)
 	}
-	id := uint32(dev.DeviceID)
 	stage("pair record")
-	rec, err := c.record(ctx, mux, dev, stage)
+	rec, err := c.record(ctx, mux, dev)
+	if errors.Is(err, pairrecord.ErrNotFound) {
+		if !c.Pair {
+			return nil, Info{}, fmt.Errorf("%w: %v", ErrNoPairRecord, err)
+		}
+		rec, err = c.pair(ctx, mux, dev, stage)
+	}
 	if err != nil {
 		return nil, Info{}, err
 	}
-	stage("lockdown connect")
-	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
-	defer cancel()
-	lc, err := mux.Lockdown(sctx, id)
+	lc, info, err := c.session(ctx, mux, dev, rec, stage)
+	if refused(err) {
+		lc, info, err = c.renew(ctx, mux, dev, rec, err, stage)
+	}
 	if err != nil {
-		return nil, Info{}, err
+		return nil, info, err
 	}
 	defer lc.Close()
-	stage("StartSession")
-	if err := lc.StartSession(sctx, rec); err != nil {
-		if errors.Is(err, lockdown.ErrInvalidHostID) {
-			return nil, Info{}, fmt.Errorf("%w (the device does not know this pair record: pair again)", err)
-		}
-		return nil, Info{}, err
-	}
-	stage("GetValue")
-	var info Info
-	info.ProductType, _ = lc.GetString(sctx, "", "ProductType")
-	info.ProductVersion, _ = lc.GetString(sctx, "", "ProductVersion")
-	info.UDID, _ = lc.GetString(sctx, "", "UniqueDeviceID")
-	info.DeviceName, _ = lc.GetString(sctx, "", "DeviceName")
+	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
+	defer cancel()
 	stage("StartService " + CoreDeviceProxyService)
 	svc, err := lc.StartService(sctx, CoreDeviceProxyService, nil)
 	if err != nil {
@@ -90,7 +86,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 		return nil, info, err
 	}
 	stage("service connect")
-	nc, err := mux.ConnectService(sctx, id, svc, rec)
+	nc, err := mux.ConnectService(sctx, uint32(dev.DeviceID), svc, rec)
 	if err != nil {
 		return nil, info, err
 	}
@@ -103,9 +99,105 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	return t, info, nil
 }
 
-// record finds the device's pair record: iosmux's store, then usbmuxd, then the imports;
-// with Pair set it pairs when none is found.
-func (c *CoreDeviceProxy) record(ctx context.Context, mux *lockdown.Mux, dev Device, stage func(string)) (*pairrecord.Record, error) {
+// session connects to lockdownd and starts a session with rec, then reads what the status
+// route shows about the device.
+func (c *CoreDeviceProxy) session(ctx context.Context, mux *lockdown.Mux, dev Device, rec *pairrecord.Record, stage func(string)) (*lockdown.Client, Info, error) {
+	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
+	defer cancel()
+	stage("lockdown connect")
+	lc, err := mux.Lockdown(sctx, uint32(dev.DeviceID))
+	if err != nil {
+		return nil, Info{}, err
+	}
+	stage("StartSession")
+	if err := lc.StartSession(sctx, rec); err != nil {
+		lc.Close()
+		return nil, Info{}, err
+	}
+	stage("GetValue")
+	var info Info
+	info.ProductType, _ = lc.GetString(sctx, "", "ProductType")
+	info.ProductVersion, _ = lc.GetString(sctx, "", "ProductVersion")
+	info.UDID, _ = lc.GetString(sctx, "", "UniqueDeviceID")
+	info.DeviceName, _ = lc.GetString(sctx, "", "DeviceName")
+	return lc, info, nil
+}
+
+// refused reports whether the device refused the pair record itself (reset, erased, or
+// re-paired with another host), as opposed to failing for another reason.
+func refused(err error) bool {
+	var le *lockdown.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	switch le.Code {
+	case lockdown.CodeInvalidHostID, lockdown.CodeInvalidPairRecord, lockdown.CodeMissingPairRecord:
+		return true
+	}
+	return false
+}
+
+// renew is the pair-record lifecycle after the device refused stale: usbmuxd's record is
+// tried (the host may have re-paired outside iosmux); if that is refused too, iosmux's copy is
+// moved aside (kept, never deleted) and the device is paired again, unless pairing is off.
+func (c *CoreDeviceProxy) renew(ctx context.Context, mux *lockdown.Mux, dev Device, stale *pairrecord.Record, why error, stage func(string)) (*lockdown.Client, Info, error) {
+	c.Log.Warn("the device refused its pair record", "udid", dev.UDID, "host_id", stale.HostID, "err", why)
+	stage("pair record refused: reading usbmuxd's")
+	rctx, cancel := context.WithTimeout(ctx, StageTimeout)
+	urec, err := mux.ReadPairRecord(rctx, dev.UDID)
+	cancel()
+	if err == nil && urec.HostID != stale.HostID {
+		lc, info, err := c.session(ctx, mux, dev, urec, stage)
+		if err == nil {
+			c.replace(dev.UDID, urec, "usbmuxd")
+			return lc, info, nil
+		}
+		if !refused(err) {
+			return nil, Info{}, err
+		}
+		why = err
+	}
+	c.moveAside(dev.UDID)
+	if !c.Pair {
+		return nil, Info{}, fmt.Errorf("%w: the device refused its pair record (%v) and pairing is off: pair with 'iosmuxd pair' or import a record", ErrNeedsPairing, why)
+	}
+	rec, err := c.pair(ctx, mux, dev, stage)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return c.session(ctx, mux, dev, rec, stage)
+}
+
+// replace keeps rec as the device's record in iosmux's store, the old one moved aside.
+func (c *CoreDeviceProxy) replace(udid string, rec *pairrecord.Record, from string) {
+	if c.Store == nil {
+		return
+	}
+	c.moveAside(udid)
+	if err := c.Store.Save(udid, rec); err != nil {
+		c.Log.Warn("could not keep a copy of the pair record", "udid", udid, "err", err)
+		return
+	}
+	c.Log.Info("kept the pair record the device accepts", "udid", udid, "from", from)
+}
+
+// moveAside renames iosmux's copy of the device's record so it is no longer used.
+func (c *CoreDeviceProxy) moveAside(udid string) {
+	if c.Store == nil {
+		return
+	}
+	to, err := c.Store.MoveAside(udid)
+	switch {
+	case err != nil:
+		c.Log.Warn("could not move the refused pair record aside", "udid", udid, "err", err)
+	case to != "":
+		c.Log.Info("moved the refused pair record aside", "udid", udid, "to", to)
+	}
+}
+
+// record finds the device's pair record: iosmux's store, then usbmuxd, then the imports. It
+// returns an error wrapping pairrecord.ErrNotFound when there is none.
+func (c *CoreDeviceProxy) record(ctx context.Context, mux *lockdown.Mux, dev Device) (*pairrecord.Record, error) {
 	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
 	defer cancel()
 	if c.Store != nil {
@@ -122,23 +214,32 @@ func (c *CoreDeviceProxy) record(ctx context.Context, mux *lockdown.Mux, dev Dev
 	sources := []pairrecord.Source{pairrecord.Usbmuxd(mux, "usbmuxd "+mux.String())}
 	sources = append(sources, c.Imports...)
 	rec, src, err := pairrecord.Find(sctx, dev.UDID, sources...)
-	if err == nil {
-		if c.Store != nil {
-			if err := c.Store.Save(dev.UDID, rec); err != nil {
-				c.Log.Warn("could not keep a copy of the pair record", "udid", dev.UDID, "err", err)
-			} else {
-				c.Log.Info("imported pair record", "udid", dev.UDID, "from", fmt.Sprint(src))
-			}
+	if err != nil {
+		return nil, err
+	}
+	if c.Store != nil {
+		if err := c.Store.Save(dev.UDID, rec); err != nil {
+			c.Log.Warn("could not keep a copy of the pair record", "udid", dev.UDID, "err", err)
+		} else {
+			c.Log.Info("imported pair record", "udid", dev.UDID, "from", fmt.Sprint(src))
 		}
-		return rec, nil
 	}
-	if !c.Pair {
-		return nil, fmt.Errorf("%w: %v", ErrNoPairRecord, err)
+	return rec, nil
+}
+
+// pair asks the device to trust this host and keeps the new record. The user's wait is bounded
+// by PairTimeout, apart from the build's own timeout (the stage starts with StagePairing).
+func (c *CoreDeviceProxy) pair(ctx context.Context, mux *lockdown.Mux, dev Device, stage func(string)) (*pairrecord.Record, error) {
+	name := c.deviceName(ctx, mux, dev)
+	stage(StagePairing + ": tap Trust on " + name)
+	c.Log.Info("tap Trust on "+name, "udid", dev.UDID)
+	limit := c.PairTimeout
+	if limit <= 0 {
+		limit = PairTimeout
 	}
-	stage("pairing (tap Trust on the device)")
-	pctx, pcancel := context.WithTimeout(ctx, PairTimeout)
-	defer pcancel()
-	rec, err = mux.Pair(pctx, lockdown.Device{ID: uint32(dev.DeviceID), UDID: dev.UDID, ConnectionType: dev.ConnectionType}, lockdown.PairOptions{})
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	rec, err := mux.Pair(pctx, lockdown.Device{ID: uint32(dev.DeviceID), UDID: dev.UDID, ConnectionType: dev.ConnectionType}, lockdown.PairOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -147,5 +248,22 @@ func (c *CoreDeviceProxy) record(ctx context.Context, mux *lockdown.Mux, dev Dev
 			return nil, fmt.Errorf("saving the new pair record: %w", err)
 		}
 	}
+	c.Log.Info("paired", "udid", dev.UDID, "name", name)
 	return rec, nil
+}
+
+// deviceName is what the user calls the device (lockdown's DeviceName, readable without a
+// session), or its UDID.
+func (c *CoreDeviceProxy) deviceName(ctx context.Context, mux *lockdown.Mux, dev Device) string {
+	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
+	defer cancel()
+	lc, err := mux.Lockdown(sctx, uint32(dev.DeviceID))
+	if err != nil {
+		return dev.UDID
+	}
+	defer lc.Close()
+	if name, err := lc.GetString(sctx, "", "DeviceName"); err == nil && name != "" {
+		return name
+	}
+	return dev.UDID
 }

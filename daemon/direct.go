@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/iosmux/iosmux/rsd"
 )
@@ -14,46 +13,27 @@ import (
 // AddressSourcePrefix starts the Source name of a device given by hand.
 const AddressSourcePrefix = "address "
 
-// AddressSource reports devices whose RSD endpoint is already reachable at a hand-given
-// address (another tool's tunnel, a USB link-local endpoint): it learns each UDID from the
-// endpoint's handshake, retrying until the endpoint answers.
+// AddressSource reports the device whose RSD endpoint is already reachable at a hand-given
+// address (another tool's tunnel, a USB link-local endpoint): it learns the UDID from the
+// endpoint's handshake. An endpoint that does not answer fails the source, so the manager logs
+// it, shows it in the status route and retries.
 type AddressSource struct {
-	Addrs []string
-	// Retry is the wait between probes of an endpoint that does not answer.
-	Retry time.Duration
+	Addr string
 }
 
-// Name names the source.
-func (s AddressSource) Name() string { return "hand-given addresses" }
+// Name names the source after its endpoint.
+func (s AddressSource) Name() string { return AddressSourcePrefix + s.Addr }
 
-// Run probes every address and reports it once its handshake names the device.
+// Run probes the endpoint and reports the device once its handshake names it.
 func (s AddressSource) Run(ctx context.Context, out chan<- Event) error {
-	retry := s.Retry
-	if retry <= 0 {
-		retry = 5 * time.Second
+	udid, err := probeRSD(ctx, s.Addr)
+	if err != nil {
+		return fmt.Errorf("rsd endpoint %s unreachable: %w", s.Addr, err)
 	}
-	var wg sync.WaitGroup
-	for _, a := range s.Addrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				udid, err := probeRSD(ctx, a)
-				if err == nil {
-					select {
-					case out <- Event{Attached: true, Device: Device{UDID: udid, ConnectionType: "Network", Source: AddressSourcePrefix + a, RSDAddr: a}}:
-					case <-ctx.Done():
-					}
-					return
-				}
-				select {
-				case <-time.After(retry):
-				case <-ctx.Done():
-				}
-			}
-		}()
+	select {
+	case out <- Event{Attached: true, Device: Device{UDID: udid, ConnectionType: "Network", Source: s.Name(), RSDAddr: s.Addr}}:
+	case <-ctx.Done():
 	}
-	wg.Wait()
 	<-ctx.Done()
 	return nil
 }

@@ -44,7 +44,7 @@ func (d *deviceRun) newGenerationLocked() {
 func (d *deviceRun) injectDevice() (api.InjectDevice, Tunnel) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	udid := d.dev.UDID
+	udid := d.key
 	if d.info.UDID != "" {
 		udid = d.info.UDID
 	}

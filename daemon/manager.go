@@ -29,12 +29,19 @@ type Config struct {
 	// HostUUID gives the RSD host UUID a device's shim presents to it, stable per device
 	// (pairrecord.Store.HostUUID); nil makes a random one per shim.
 	HostUUID func(udid string) ([16]byte, error)
-	// OpenTimeout bounds one whole tunnel build.
+	// OpenTimeout bounds one tunnel build, not counting the wait for the user to tap Trust
+	// (the opener bounds that one itself).
 	OpenTimeout time.Duration
-	// LivenessInterval is how often a published tunnel's RSD endpoint is checked.
+	// LivenessInterval is the wait between two probes of a published tunnel.
 	LivenessInterval time.Duration
-	// LivenessFailures is how many checks in a row may fail before the tunnel is rebuilt.
+	// LivenessTimeout bounds one probe.
+	LivenessTimeout time.Duration
+	// LivenessFailures is how many probes in a row may fail before the tunnel is rebuilt; a
+	// failed probe is repeated at once, so a dead tunnel is noticed within
+	// LivenessInterval + LivenessFailures×LivenessTimeout.
 	LivenessFailures int
+	// Probe checks a published tunnel; nil uses Ping (ICMPv6 echo through the tunnel).
+	Probe func(ctx context.Context, t Tunnel) error
 	// Backoff is the first wait after a failure; it doubles up to MaxBackoff.
 	Backoff, MaxBackoff time.Duration
 	// SourceRetry is the wait before a failed source is restarted.
@@ -53,10 +60,16 @@ func (c Config) withDefaults() Config {
 		c.OpenTimeout = 60 * time.Second
 	}
 	if c.LivenessInterval <= 0 {
-		c.LivenessInterval = 5 * time.Second
+		c.LivenessInterval = time.Second
+	}
+	if c.LivenessTimeout <= 0 {
+		c.LivenessTimeout = time.Second
 	}
 	if c.LivenessFailures <= 0 {
 		c.LivenessFailures = 2
+	}
+	if c.Probe == nil {
+		c.Probe = Ping
 	}
 	if c.Backoff <= 0 {
 		c.Backoff = time.Second
@@ -72,11 +85,12 @@ func (c Config) withDefaults() Config {
 
 // Device states, in order.
 const (
-	StateSeen      = "seen"
-	StateOpening   = "opening"
-	StatePublished = "published"
-	StateBackoff   = "backoff"
-	StateCancelled = "cancelled"
+	StateSeen         = "seen"
+	StateOpening      = "opening"
+	StatePublished    = "published"
+	StateBackoff      = "backoff"
+	StateNeedsPairing = "needs pairing"
+	StateCancelled    = "cancelled"
 )
 
 // Manager runs every device's state machine and answers the API.
@@ -84,38 +98,50 @@ type Manager struct {
 	cfg     Config
 	started time.Time
 
-	ctx      context.Context
+	ctx      context.Context // set by New, so the API may call in before Run
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	shutdown chan struct{}
 	once     sync.Once
+	ready    chan struct{}
 
 	generations atomic.Uint64 // the last tunnel generation handed out (inject.go)
 
 	mu      sync.Mutex
-	devices map[string]*deviceRun
+	devices map[string]*deviceRun // by the first UDID a source reported
 	sources map[string]*api.SourceStatus
 }
 
-// New makes a manager; Run starts it.
+// New makes a manager; Run starts it. The API may be served from New on.
 func New(cfg Config) *Manager {
-	return &Manager{cfg: cfg.withDefaults(), devices: map[string]*deviceRun{},
-		sources: map[string]*api.SourceStatus{}, shutdown: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg.withDefaults(), started: time.Now(), ctx: ctx, cancel: cancel,
+		devices: map[string]*deviceRun{}, sources: map[string]*api.SourceStatus{},
+		shutdown: make(chan struct{}), ready: make(chan struct{})}
 }
+
+// Ready is closed once Run has started the sources.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
 
 // Run serves until ctx ends or Shutdown is called, then tears every tunnel down.
 func (m *Manager) Run(ctx context.Context) error {
-	m.started = time.Now()
-	m.ctx, m.cancel = context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, m.cancel)
+	defer stop()
 	events := make(chan Event, 64)
 	for _, s := range m.cfg.Sources {
+		m.setSource(s.Name(), "starting", "")
 		m.wg.Add(1)
 		go m.runSource(s, events)
 	}
+	close(m.ready)
 	for {
 		select {
 		case ev := <-events:
-			m.handle(ev)
+			if ev.Attached {
+				m.attach(ev.Device)
+			} else {
+				m.detach(ev.Device)
+			}
 		case <-m.ctx.Done():
 			m.stopAll()
 			return nil
@@ -168,7 +194,7 @@ func (m *Manager) runSource(s Source, events chan<- Event) {
 		last = msg
 		logf("device source failed; retrying", "source", s.Name(), "err", msg, "retry", m.cfg.SourceRetry)
 		m.setSource(s.Name(), "retrying", msg)
-		// A source that ended knows nothing about its devices any more.
+		// A source that ended knows nothing about its paths any more.
 		m.detachSource(s.Name())
 		select {
 		case <-time.After(m.cfg.SourceRetry):
@@ -191,57 +217,60 @@ func (m *Manager) setSource(name, state, lastErr string) {
 	}
 }
 
+// attach adds a path: to the device of that UDID, or as a new device.
+func (m *Manager) attach(p Device) {
+	m.mu.Lock()
+	d := m.findLocked(p.UDID)
+	if d != nil {
+		m.mu.Unlock()
+		d.addPath(p)
+		return
+	}
+	d = newDeviceRun(m, p)
+	m.devices[d.key] = d
+	m.mu.Unlock()
+	m.cfg.Log.Info("device attached", "udid", p.UDID, "source", p.Source, "connection", p.ConnectionType)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		d.run()
+	}()
+}
+
+// detach removes a path; the device leaves with its last one.
+func (m *Manager) detach(p Device) {
+	m.mu.Lock()
+	d := m.findLocked(p.UDID)
+	if d == nil {
+		m.mu.Unlock()
+		return
+	}
+	left, found := d.removePath(p)
+	gone := found && left == 0
+	if gone {
+		delete(m.devices, d.key)
+	}
+	m.mu.Unlock()
+	if gone {
+		m.cfg.Log.Info("device detached", "udid", d.key)
+		d.cancel() // its run tears down on its own; events keep flowing meanwhile
+	}
+}
+
+// detachSource removes every path a source reported.
 func (m *Manager) detachSource(name string) {
 	m.mu.Lock()
 	var gone []*deviceRun
-	for udid, d := range m.devices {
-		if d.dev.Source == name {
+	for key, d := range m.devices {
+		if left, found := d.removeSource(name); found && left == 0 {
 			gone = append(gone, d)
-			delete(m.devices, udid)
+			delete(m.devices, key)
 		}
 	}
 	m.mu.Unlock()
 	for _, d := range gone {
 		d.stop()
 	}
-}
-
-// handle applies one source event.
-func (m *Manager) handle(ev Event) {
-	udid := ev.Device.UDID
-	m.mu.Lock()
-	d := m.devices[udid]
-	if !ev.Attached {
-		if d != nil && d.dev.Source == ev.Device.Source && d.dev.DeviceID == ev.Device.DeviceID {
-			delete(m.devices, udid)
-		} else {
-			d = nil
-		}
-		m.mu.Unlock()
-		if d != nil {
-			m.cfg.Log.Info("device detached", "udid", udid)
-			d.cancel() // its run tears down on its own; events keep flowing meanwhile
-		}
-		return
-	}
-	if d != nil {
-		if d.dev.Source != ev.Device.Source || d.dev.DeviceID == ev.Device.DeviceID {
-			m.mu.Unlock()
-			return // one tunnel per device, whichever source saw it first
-		}
-		// Re-plugged with a new usbmuxd id while its Detached was missed: start over.
-		m.cfg.Log.Info("device re-attached with a new id", "udid", udid, "old_id", d.dev.DeviceID, "id", ev.Device.DeviceID)
-		d.cancel()
-	}
-	d = newDeviceRun(m, ev.Device)
-	m.devices[udid] = d
-	m.mu.Unlock()
-	m.cfg.Log.Info("device attached", "udid", udid, "source", ev.Device.Source, "connection", ev.Device.ConnectionType)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		d.run()
-	}()
 }
 
 // Tunnels lists published tunnels as tunneld's GET / does.
@@ -297,7 +326,8 @@ func (m *Manager) StartTunnel(ctx context.Context, udid, connectionType, ip stri
 	}
 }
 
-// Cancel tears down a device's tunnel; it stays down until re-attached or started again.
+// Cancel tears down a device's tunnel, or stops the one being built; it stays down until
+// re-attached or started again.
 func (m *Manager) Cancel(udid string) {
 	if d := m.find(udid); d != nil {
 		d.pause()
@@ -309,30 +339,26 @@ func (m *Manager) Cancel(udid string) {
 func (m *Manager) find(udid string) *deviceRun {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.findLocked(udid)
+}
+
+func (m *Manager) findLocked(udid string) *deviceRun {
 	if d := m.devices[udid]; d != nil {
 		return d
 	}
 	for _, d := range m.devices {
-		if lockdown.SameUDID(d.dev.UDID, udid) || lockdown.SameUDID(d.publicUDID(), udid) {
+		if lockdown.SameUDID(d.key, udid) || lockdown.SameUDID(d.publicUDID(), udid) {
 			return d
 		}
 	}
 	return nil
 }
 
-// ClearTunnels cancels every device's tunnel.
+// ClearTunnels cancels every device's tunnel, built or being built.
 func (m *Manager) ClearTunnels() {
 	for _, d := range m.runs() {
 		d.pause()
 	}
-}
-
-// checkRSD runs one RSD handshake through a tunnel: the liveness probe.
-func checkRSD(ctx context.Context, t Tunnel) error {
-	if _, err := readHandshake(ctx, t); err != nil {
-		return fmt.Errorf("liveness: %w", err)
-	}
-	return nil
 }
 
 // hostUUID is the host identity the device's shim presents.

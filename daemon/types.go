@@ -1,5 +1,6 @@
-// Package daemon is iosmuxd's device manager: one state machine per device, from discovery to
-// a published tunnel, with liveness checks, rebuilds and backoff.
+// Package daemon is iosmuxd's device manager: sources report paths to devices; one state
+// machine per device builds a tunnel over the best path, publishes it, probes it, fails over
+// and rebuilds with backoff.
 package daemon
 
 import (
@@ -8,7 +9,8 @@ import (
 	"net/netip"
 )
 
-// Device is one device as a source reports it.
+// Device is one path to a device, as a source reports it: the same UDID may come with several
+// (usbmuxd USB, usbmuxd Network, a hand-given RSD address).
 type Device struct {
 	UDID           string
 	DeviceID       int    // usbmuxd's id, 0 for hand-given devices
@@ -18,13 +20,24 @@ type Device struct {
 	ProductID      int
 }
 
-// Event is a device arriving or leaving.
+// pathKey names a path across re-plugs: its source and how it connects (usbmuxd gives a
+// re-plugged device a new DeviceID, so the id is not part of it).
+func (d Device) pathKey() string {
+	ct := d.ConnectionType
+	if ct == "" {
+		ct = "USB"
+	}
+	return d.Source + "|" + ct
+}
+
+// Event is a path arriving or leaving.
 type Event struct {
 	Attached bool
 	Device   Device
 }
 
-// Source reports devices until ctx ends or it fails; the manager restarts a failed source.
+// Source reports paths until ctx ends or it fails; the manager restarts a failed source and
+// shows its error in the status route.
 type Source interface {
 	Name() string
 	Run(ctx context.Context, events chan<- Event) error
@@ -48,16 +61,23 @@ type Tunnel interface {
 	Bytes() (toDevice, fromDevice uint64)
 }
 
+// Pinger is a tunnel that can check the device is there without opening a session: an ICMPv6
+// echo to the device's tunnel address, or a TCP connect for a hand-given endpoint.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Info is what opening a tunnel learned about the device.
 type Info struct {
 	// UDID is lockdown's UniqueDeviceID, the form clients expect.
 	UDID           string
 	ProductType    string
 	ProductVersion string
-	// DeviceName is lockdown's DeviceName, as the device sent it.
-	DeviceName string
+	DeviceName     string
 }
 
 // Opener builds a tunnel to dev; stage reports progress ("lockdown", "StartSession", ...)
-// so a failure names the stage it happened in.
+// so a failure names the stage it happened in. A stage starting with StagePairing is a wait
+// for the user (tap Trust): the manager's build timeout does not run during it, so the opener
+// bounds it itself.
 type Opener func(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error)

@@ -22,26 +22,26 @@ func (s UsbmuxSource) Run(ctx context.Context, out chan<- Event) error {
 		return err // it names usbmuxd, Listen and the address
 	}
 	defer l.Close()
-	ids := map[uint32]string{} // DeviceID -> UDID, for Detached events that carry only the id
+	ids := map[uint32]Device{} // DeviceID -> path, for Detached events that carry only the id
 	for ev := range l.Events() {
 		switch ev.Type {
 		case lockdown.MsgAttached:
-			ids[ev.Device.ID] = ev.Device.UDID
 			d := Device{UDID: ev.Device.UDID, DeviceID: int(ev.Device.ID), ConnectionType: ev.Device.ConnectionType,
 				Source: s.Name(), ProductID: int(ev.Device.Properties.ProductID)}
+			ids[ev.Device.ID] = d
 			select {
 			case out <- Event{Attached: true, Device: d}:
 			case <-ctx.Done():
 				return nil
 			}
 		case lockdown.MsgDetached:
-			udid, ok := ids[ev.Device.ID]
+			d, ok := ids[ev.Device.ID]
 			if !ok {
 				continue
 			}
 			delete(ids, ev.Device.ID)
 			select {
-			case out <- Event{Attached: false, Device: Device{UDID: udid, DeviceID: int(ev.Device.ID), Source: s.Name()}}:
+			case out <- Event{Attached: false, Device: d}:
 			case <-ctx.Done():
 				return nil
 			}
