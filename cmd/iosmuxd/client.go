@@ -37,8 +37,16 @@ func list(args []string, stdout, stderr io.Writer, path string) int {
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	addr := fs.String("api", api.DefaultAddr, "the daemon's API `ADDR`")
 	name := map[string]string{"/": "list", "/iosmux/status": "status"}[path]
-	if code, stop := parseFlags(fs, args, "iosmuxd "+name+" [--api ADDR]", stderr); stop {
+	if code, stop := parseFlags(fs, args, "iosmuxd "+name+" [--api HOST:PORT]", stderr); stop {
 		return code
+	}
+	if err := checkAPIAddr(*addr); err != nil {
+		fmt.Fprintf(stderr, "iosmuxd %s: %v\n", name, err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "iosmuxd %s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2
 	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + *addr + path)
@@ -68,6 +76,10 @@ func pair(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for Trust on the device")
 	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR]", stderr); stop {
 		return code
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "iosmuxd pair: --timeout %v: want a positive duration\n", *timeout)
+		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -137,20 +149,27 @@ func importRecord(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	file := fs.Arg(0)
+	if *udid != "" && !looksLikeUDID(*udid) {
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: --udid %q is not a device UDID\n", *udid)
+		return 2
+	}
 	rec, err := pairrecord.LoadFile(file)
+	if err == nil {
+		err = rec.Validate()
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "iosmuxd import-pair-record: %v\n", err)
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: %s is no usable pair record: %v\n", file, err)
 		return 1
 	}
 	id := *udid
-	if id == "" {
+	if id == "" && looksLikeUDID(rec.UDID) {
 		id = rec.UDID
 	}
-	if id == "" {
-		id = strings.TrimSuffix(filepath.Base(file), ".plist")
+	if name := strings.TrimSuffix(filepath.Base(file), ".plist"); id == "" && looksLikeUDID(name) {
+		id = name
 	}
-	if !pairrecord.ValidUDID(id) {
-		fmt.Fprintf(stderr, "iosmuxd import-pair-record: cannot tell the device's UDID from %s: pass --udid\n", file)
+	if id == "" {
+		fmt.Fprintf(stderr, "iosmuxd import-pair-record: cannot tell the device's UDID from %s (neither the record nor the file name has one): pass --udid\n", file)
 		return 2
 	}
 	store, err := openStore(*stateDir)
@@ -163,4 +182,24 @@ func importRecord(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "imported the pair record of %s into %s\n", id, store.Dir())
 	return 0
+}
+
+// looksLikeUDID reports whether s has the shape of a device UDID: 40 hex digits (before the
+// iPhone XS), or 8 and 16 hex digits with or without the dash between them.
+func looksLikeUDID(s string) bool {
+	hex := func(t string) bool {
+		for _, c := range t {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case len(s) == 40, len(s) == 24:
+		return hex(s)
+	case len(s) == 25 && s[8] == '-':
+		return hex(s[:8]) && hex(s[9:])
+	}
+	return false
 }

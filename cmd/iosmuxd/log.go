@@ -2,9 +2,9 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
-	"os"
 )
 
 // logFlags are the logging flags every command takes.
@@ -20,18 +20,22 @@ func addLogFlags(fs *flag.FlagSet) *logFlags {
 	}
 }
 
-// logger builds the slog.Logger the flags ask for, writing to w.
-func (l *logFlags) logger(w io.Writer) *slog.Logger {
+// validate refuses a level slog does not know ("verbose" is not silently info).
+func (l *logFlags) validate() error {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*l.level)); err != nil {
-		lv = slog.LevelInfo
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *l.level)
 	}
+	return nil
+}
+
+// logger builds the slog.Logger the flags ask for, writing to w; validate first.
+func (l *logFlags) logger(w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(*l.level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if *l.json {
 		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	if f, ok := w.(*os.File); ok && f == os.Stderr {
-		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -37,11 +37,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "simulate":
 		return simulate(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "iosmuxd help: want at most one command, got %q\n", args[1:])
+			return 2
+		}
 		if len(args) > 1 {
 			switch args[1] {
 			case "simulate", "serve", "list", "status", "pair", "import-pair-record":
 				return run([]string{args[1], "-h"}, stdout, stdout)
 			}
+			fmt.Fprintf(stderr, "iosmuxd help: unknown command %q\n", args[1])
+			return 2
 		}
 		return serve([]string{"-h"}, stdout, stdout)
 	}

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,18 +32,18 @@ const version = "0.1.0-dev"
 
 // serveFlags are the daemon's flags.
 type serveFlags struct {
-	api, usbmux, stateDir, backend, shim, profile string
-	simulate, noPair, noUsbmux, coalesce          bool
-	devicesByHand                                 []string
-	devices, mtu, mtuClamp                        int
-	liveness                                      time.Duration
-	log                                           *logFlags
+	api, usbmux, stateDir, backend, shim, profile, probe string
+	simulate, noPair, noUsbmux, coalesce                 bool
+	devicesByHand                                        []string
+	devices, mtu, mtuClamp                               int
+	liveness                                             time.Duration
+	log                                                  *logFlags
 }
 
 func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	f := &serveFlags{}
-	fs.StringVar(&f.api, "api", api.DefaultAddr, "serve the HTTP API on `ADDR` (loopback only)")
-	fs.StringVar(&f.usbmux, "usbmux", "", "usbmuxd `ADDR`: unix:PATH or tcp:HOST:PORT (default $USBMUXD_SOCKET_ADDRESS, else /var/run/usbmuxd)")
+	fs.StringVar(&f.api, "api", api.DefaultAddr, "serve the HTTP API on `HOST:PORT` (loopback only)")
+	fs.StringVar(&f.usbmux, "usbmux", "", "usbmuxd `ADDR`: unix:PATH, UNIX:PATH, unix:///PATH, /PATH, tcp:HOST:PORT, tcp://HOST:PORT or HOST:PORT (default $USBMUXD_SOCKET_ADDRESS, else /var/run/usbmuxd)")
 	fs.Func("device", "a device whose RSD endpoint is already reachable at `IP:PORT` (another tool's tunnel, a USB link-local address); repeatable", func(v string) error {
 		if _, err := netip.ParseAddrPort(v); err != nil {
 			return fmt.Errorf("want IP:PORT ([v6]:port for IPv6): %w", err)
@@ -56,13 +58,121 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (Linux TUN or macOS utun, needs root), userspace, or auto (kernel when root on Linux or macOS)")
 	fs.StringVar(&f.shim, "shim", "auto", "advertise loopback shim endpoints: on, off, or auto (on with the userspace backend)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
-	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record stay unpaired")
+	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record they accept wait in 'needs pairing'")
 	fs.IntVar(&f.mtu, "mtu", tunnel.DefaultRequestMTU, "MTU to request in the CDTunnel handshake")
 	fs.BoolVar(&f.coalesce, "coalesce", false, "let several packets to the device share one TLS record and write (faster; off because pymobiledevice3 measured USB CoreDeviceProxy breaking with it, which is unconfirmed)")
 	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
-	fs.DurationVar(&f.liveness, "liveness", 5*time.Second, "how often a published tunnel's RSD endpoint is checked")
+	fs.DurationVar(&f.liveness, "liveness", time.Second, "how often a published tunnel is probed")
+	fs.StringVar(&f.probe, "liveness-probe", "ping", "how a tunnel is probed: ping (ICMPv6 echo through the tunnel) or rsd (a whole RSD handshake, as before; costly)")
 	f.log = addLogFlags(fs)
 	return f
+}
+
+// geteuid is os.Geteuid; tests replace it to check the non-root refusals.
+var geteuid = os.Geteuid
+
+// setup is what the flags resolve to.
+type setup struct {
+	backend   tunnel.Backend
+	userspace bool
+	shim      bool
+	probe     func(context.Context, daemon.Tunnel) error
+}
+
+// resolve checks every flag before anything starts and says what they select; its error is
+// one line naming the flag.
+func (f *serveFlags) resolve() (setup, error) {
+	var s setup
+	if err := f.log.validate(); err != nil {
+		return s, err
+	}
+	if err := checkAPIAddr(f.api); err != nil {
+		return s, err
+	}
+	if _, _, err := lockdown.ParseSocketAddress(f.usbmux); err != nil && !f.simulate {
+		return s, fmt.Errorf("--usbmux: %w", err)
+	}
+	root := geteuid() == 0
+	switch f.backend {
+	case "kernel":
+		if !tunnel.KernelSupported {
+			return s, fmt.Errorf("--backend kernel: no kernel TUN support on %s yet; use --backend userspace", runtime.GOOS)
+		}
+		if !root {
+			return s, fmt.Errorf("--backend kernel needs root (a TUN interface); run with sudo or use --backend userspace")
+		}
+		s.backend = tunnel.Kernel{}
+	case "userspace":
+		s.backend = tunnel.Userspace{}
+	case "auto":
+		if root && tunnel.KernelSupported { // Linux TUN, macOS utun
+			s.backend = tunnel.Kernel{}
+		} else {
+			s.backend = tunnel.Userspace{}
+		}
+	default:
+		return s, fmt.Errorf("--backend %q: want kernel, userspace or auto", f.backend)
+	}
+	_, s.userspace = s.backend.(tunnel.Userspace)
+	switch f.shim {
+	case "on":
+		s.shim = true
+	case "off":
+		if s.userspace {
+			return s, fmt.Errorf("--shim off needs the kernel backend: a userspace tunnel is reachable only through shims")
+		}
+	case "auto":
+		s.shim = s.userspace
+	default:
+		return s, fmt.Errorf("--shim %q: want on, off or auto", f.shim)
+	}
+	switch f.probe {
+	case "ping":
+		s.probe = daemon.Ping
+	case "rsd":
+		s.probe = daemon.CheckRSD
+	default:
+		return s, fmt.Errorf("--liveness-probe %q: want ping or rsd", f.probe)
+	}
+	if f.liveness <= 0 {
+		return s, fmt.Errorf("--liveness %v: want a positive duration", f.liveness)
+	}
+	if f.mtu < tunnel.MinMTU || f.mtu > 0xffff {
+		return s, fmt.Errorf("--mtu %d: want %d to 65535", f.mtu, tunnel.MinMTU)
+	}
+	if f.mtuClamp != 0 && (f.mtuClamp < tunnel.MinMTU || f.mtuClamp > 0xffff) {
+		return s, fmt.Errorf("--mtu-clamp %d: want 0 (off) or %d to 65535", f.mtuClamp, tunnel.MinMTU)
+	}
+	if f.noUsbmux && !f.simulate && len(f.devicesByHand) == 0 {
+		return s, fmt.Errorf("--no-usbmux without --device: no device source left")
+	}
+	if f.simulate {
+		if f.devices < 1 {
+			return s, fmt.Errorf("--devices %d: want at least 1", f.devices)
+		}
+		if _, err := profile.ByName(f.profile); err != nil {
+			return s, fmt.Errorf("--profile: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// checkAPIAddr accepts HOST:PORT with an IP literal or localhost: no URL, no name to look up.
+func checkAPIAddr(addr string) error {
+	if strings.Contains(addr, "://") {
+		return fmt.Errorf("--api %q: want HOST:PORT, not a URL", addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api %q: want HOST:PORT", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("--api %q: bad port", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--api %q: the API is on loopback only (127.0.0.1, ::1 or localhost)", addr)
+	}
+	return nil
 }
 
 // serve runs the daemon until SIGINT, SIGTERM or the API's /shutdown.
@@ -84,6 +194,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "iosmuxd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if _, err := f.resolve(); err != nil {
+		fmt.Fprintf(stderr, "iosmuxd: %v\n", err)
+		return 2
+	}
 	log := f.log.logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -102,40 +216,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 // runDaemon wires the sources, the opener, the manager and the API served on ln.
 func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Logger) error {
 	defer ln.Close()
-	root := os.Geteuid() == 0
-	var backend tunnel.Backend
-	switch f.backend {
-	case "kernel":
-		backend = tunnel.Kernel{}
-	case "userspace":
-		backend = tunnel.Userspace{}
-	case "auto":
-		switch {
-		case root && tunnel.KernelSupported: // Linux TUN, macOS utun
-			backend = tunnel.Kernel{}
-		case !root:
-			backend = tunnel.Userspace{}
+	s, err := f.resolve()
+	if err != nil {
+		return err
+	}
+	if s.userspace && f.backend == "auto" {
+		if geteuid() != 0 {
 			log.Info("not running as root: using the userspace network stack; clients reach devices through loopback shims")
-		default:
-			backend = tunnel.Userspace{}
+		} else {
 			log.Info("no kernel TUN support on this system yet: using the userspace network stack; clients reach devices through loopback shims", "os", runtime.GOOS)
 		}
-	default:
-		return fmt.Errorf("--backend %q: want kernel, userspace or auto", f.backend)
-	}
-	_, userspace := backend.(tunnel.Userspace)
-	shimOn := userspace
-	switch f.shim {
-	case "on":
-		shimOn = true
-	case "off":
-		if userspace {
-			return fmt.Errorf("--shim off needs the kernel backend: a userspace tunnel is reachable only through shims")
-		}
-		shimOn = false
-	case "auto":
-	default:
-		return fmt.Errorf("--shim %q: want on, off or auto", f.shim)
 	}
 	usbmuxAddr := f.usbmux
 	if f.simulate {
@@ -165,27 +255,29 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	if !f.noUsbmux || f.simulate {
 		sources = append(sources, src)
 	}
-	if len(f.devicesByHand) > 0 {
-		sources = append(sources, daemon.AddressSource{Addrs: f.devicesByHand})
-	}
-	if len(sources) == 0 {
-		return fmt.Errorf("--no-usbmux without --device: no device source left")
+	for _, a := range f.devicesByHand {
+		sources = append(sources, daemon.AddressSource{Addr: a})
 	}
 	opener := &daemon.CoreDeviceProxy{
 		Muxes: map[string]*lockdown.Mux{src.Name(): mux}, Store: store,
 		Imports: []pairrecord.Source{pairrecord.Libimobiledevice(), pairrecord.Pymobiledevice3()},
-		Pair:    !f.noPair, Backend: backend, RequestMTU: f.mtu, MTUClamp: f.mtuClamp, Coalesce: f.coalesce, Log: log,
+		Pair:    !f.noPair, Backend: s.backend, RequestMTU: f.mtu, MTUClamp: f.mtuClamp, Coalesce: f.coalesce, Log: log,
 	}
 	if f.simulate {
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
 	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
-		Shim: shimOn, HostUUID: store.HostUUID, LivenessInterval: f.liveness, Version: version})
+		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, Probe: s.probe, Version: version})
+	// The manager first, the API once it is ready: no request sees a half-started daemon.
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	<-m.Ready()
 	srv := api.NewServer(api.New(m, log), log)
 	go srv.Serve(ln)
 	log.Info("iosmuxd serving", "api", "http://"+ln.Addr().String(), "usbmuxd", mux.String(),
-		"backend", map[bool]string{true: "userspace", false: "kernel"}[userspace], "shim", shimOn, "pair_records", store.Dir())
-	err = m.Run(ctx)
+		"backend", map[bool]string{true: "userspace", false: "kernel"}[s.userspace], "shim", s.shim,
+		"liveness_probe", f.probe, "pair_records", store.Dir())
+	err = <-runErr
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
@@ -199,9 +291,6 @@ func startSimulator(ctx context.Context, f *serveFlags, log *slog.Logger) (strin
 	p, err := profile.ByName(f.profile)
 	if err != nil {
 		return "", nil, err
-	}
-	if f.devices < 1 {
-		return "", nil, fmt.Errorf("--devices %d: want at least 1", f.devices)
 	}
 	dir, err := newSimDir()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
@@ -29,7 +30,9 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rsdAddr := fs.String("rsd", "", "serve the trusted RSD endpoint directly on `HOST:PORT` (port 0 picks one); its services listen on the same host")
-	usbmuxd := fs.String("usbmuxd", "", "serve the phones behind a usbmuxd on `ADDR`: unix:PATH or tcp:HOST:PORT")
+	usbmuxd := fs.String("usbmuxd", "", "serve the phones behind a usbmuxd on `ADDR`: unix:PATH (also UNIX:, unix://, /PATH) or tcp:HOST:PORT (also tcp://, HOST:PORT); a socket another process serves is refused")
+	network := fs.Bool("network", false, "with --usbmuxd: list every phone twice, over USB and over Network (as for a phone also synced over Wi-Fi)")
+	control := fs.String("control", "", "with --usbmuxd: serve a control endpoint on loopback `HOST:PORT` to forget pairings, blackhole tunnels, plug and unplug (see iosmuxd help simulate)")
 	udid := fs.String("udid", "", "the first simulated device's `UDID` (default: the profile's canonical one)")
 	devices := fs.Int("devices", 1, "with --usbmuxd: how many phones to plug in")
 	prof := fs.String("profile", profile.Default().Name, "device `profile`: "+strings.Join(profile.Names(), ", "))
@@ -40,7 +43,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT) [flags]\n\n"+
 			"Runs virtual iPhones and prints each endpoint as a 'NAME ADDRESS' line on stdout.\n"+
-			"Stops cleanly on SIGINT or SIGTERM.\n\nFlags:\n")
+			"Stops cleanly on SIGINT or SIGTERM.\n\n"+controlUsage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +71,23 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if *devices < 1 {
 		return fail("--devices %d: want at least 1", *devices)
 	}
+	if err := lf.validate(); err != nil {
+		return fail("%v", err)
+	}
+	if *control != "" && *usbmuxd == "" {
+		return fail("--control needs --usbmuxd")
+	}
+	if *control != "" {
+		if err := checkAPIAddr(*control); err != nil {
+			return fail("%v", strings.Replace(err.Error(), "--api", "--control", 1))
+		}
+	}
+	muxNet, muxAddr := "", ""
+	if *usbmuxd != "" {
+		if muxNet, muxAddr, err = lockdown.ParseSocketAddress(*usbmuxd); err != nil {
+			return fail("--usbmuxd: %v", err)
+		}
+	}
 	log := lf.logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -85,22 +105,35 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log})
 	defer u.Close()
 	var addr net.Addr
-	switch {
-	case strings.HasPrefix(*usbmuxd, "unix:"):
-		addr, err = u.ListenUnix(strings.TrimPrefix(*usbmuxd, "unix:"))
-	case strings.HasPrefix(*usbmuxd, "tcp:"):
-		addr, err = u.ListenTCP(strings.TrimPrefix(*usbmuxd, "tcp:"))
-	default:
-		return fail("--usbmuxd %q: want unix:PATH or tcp:HOST:PORT", *usbmuxd)
+	if muxNet == "unix" {
+		addr, err = u.ListenUnix(muxAddr)
+	} else {
+		addr, err = u.ListenTCP(muxAddr)
+	}
+	if errors.Is(err, sim.ErrSocketInUse) {
+		return fail("--usbmuxd %s: %v", *usbmuxd, sim.ErrSocketInUse)
 	}
 	if err != nil {
 		log.Error("simulator failed to start", "err", err)
 		return 1
 	}
+	var devs []*sim.Device
 	for i := range *devices {
 		d := newDevice(i)
+		devs = append(devs, d)
 		u.Plug(d)
+		if *network {
+			u.PlugVia(d, sim.ConnectionTypeNetwork)
+		}
 		fmt.Fprintf(stdout, "udid %s\n", d.UDID)
+	}
+	if *control != "" {
+		ca, err := serveControl(ctx, *control, u, devs, log)
+		if err != nil {
+			log.Error("simulator control endpoint failed to start", "err", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "control http://%s\n", ca)
 	}
 	fmt.Fprintf(stdout, "usbmuxd %s:%s\n", addr.Network(), addr)
 	<-ctx.Done()
