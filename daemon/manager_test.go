@@ -64,25 +64,42 @@ type fixture struct {
 	fail   atomic.Bool
 	mu     sync.Mutex
 	last   *loopTunnel
+	via    []Device                                    // the path of every open
+	hook   func(ctx context.Context, dev Device) error // runs inside Open when set
 	cancel context.CancelFunc
 	runErr chan error
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureConfig(t, Config{}) }
+
+// newFixtureConfig starts a manager with cfg's liveness and probe settings.
+func newFixtureConfig(t *testing.T, cfg Config) *fixture {
 	d := sim.NewDevice(profile.Default(), "", nil)
 	r, err := d.ServeRSD(context.Background(), sim.TCPListen("127.0.0.1"), 0, sim.RSDOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{src: chanSource{ev: make(chan Event)}, rsd: r, runErr: make(chan error, 1)}
+	if cfg.LivenessInterval == 0 {
+		cfg.LivenessInterval = 50 * time.Millisecond
+	}
 	f.m = New(Config{
-		Sources: []Source{f.src}, Shim: true,
-		LivenessInterval: 50 * time.Millisecond, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Sources: []Source{f.src}, Shim: true, Probe: cfg.Probe, LivenessFailures: cfg.LivenessFailures,
+		LivenessInterval: cfg.LivenessInterval, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Open: func(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
 			f.opens.Add(1)
+			f.mu.Lock()
+			f.via = append(f.via, dev)
+			hook := f.hook
+			f.mu.Unlock()
 			stage("CDTunnel handshake")
 			if f.fail.Load() {
 				return nil, Info{}, errors.New("device stalled")
+			}
+			if hook != nil {
+				if err := hook(ctx, dev); err != nil {
+					return nil, Info{}, err
+				}
 			}
 			lt := &loopTunnel{port: r.Addr().(*net.TCPAddr).Port, done: make(chan struct{})}
 			f.mu.Lock()

@@ -33,10 +33,19 @@ type env struct {
 	done   chan error
 	cancel context.CancelFunc
 	state  string
+	sock   string // the usbmuxd's Unix socket ("" with TCP)
 
 	mu       sync.Mutex
 	sessions map[string][]*sim.TunnelSession
 	logs     peertest.LogBuffer // the daemon's log
+}
+
+// envOptions tune startEnvWith.
+type envOptions struct {
+	tcp          bool
+	mux          sim.UsbmuxdOptions
+	flags        []string   // more daemon flags
+	beforeDaemon func(*env) // runs after the phones are plugged, before the daemon starts
 }
 
 // startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the
@@ -49,6 +58,24 @@ func startEnv(t *testing.T, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
 // startEnvHook is startEnv with usbmuxd options and a hook run before the daemon starts.
 func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, beforeDaemon func(*env)) *env {
 	t.Helper()
+	return startEnvWith(t, n, envOptions{tcp: tcp, mux: muxOpts, beforeDaemon: beforeDaemon})
+}
+
+// newSimDevice makes the i-th phone of an env; its tunnels are recorded in e.sessions.
+func (e *env) newSimDevice(i int) *sim.Device {
+	d := sim.NewDevice(profile.Default(), fmt.Sprintf("e2e-%d", i), nil)
+	d.SetTunnelOptions(sim.TunnelOptions{OnStart: func(s *sim.TunnelSession) {
+		e.mu.Lock()
+		e.sessions[d.UDID] = append(e.sessions[d.UDID], s)
+		e.mu.Unlock()
+	}})
+	return d
+}
+
+// startEnvWith plugs n virtual phones into a usbmuxd and runs the daemon against it.
+func startEnvWith(t *testing.T, n int, o envOptions) *env {
+	t.Helper()
+	tcp, muxOpts, beforeDaemon := o.tcp, o.mux, o.beforeDaemon
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, cancel: cancel, done: make(chan error, 1), state: filepath.Join(dir, "state"),
@@ -62,19 +89,14 @@ func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, bef
 		}
 		usbmux = "tcp:" + a.String()
 	} else {
-		sock := filepath.Join(dir, "usbmuxd")
-		if _, err := e.u.ListenUnix(sock); err != nil {
+		e.sock = filepath.Join(dir, "usbmuxd")
+		if _, err := e.u.ListenUnix(e.sock); err != nil {
 			t.Fatal(err)
 		}
-		usbmux = "unix:" + sock
+		usbmux = "unix:" + e.sock
 	}
 	for i := range n {
-		d := sim.NewDevice(profile.Default(), fmt.Sprintf("e2e-%d", i), nil)
-		d.SetTunnelOptions(sim.TunnelOptions{OnStart: func(s *sim.TunnelSession) {
-			e.mu.Lock()
-			e.sessions[d.UDID] = append(e.sessions[d.UDID], s)
-			e.mu.Unlock()
-		}})
+		d := e.newSimDevice(i)
 		e.devs = append(e.devs, d)
 		e.u.Plug(d)
 	}
@@ -83,8 +105,8 @@ func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, bef
 	}
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	f := newServeFlags(fs)
-	if err := fs.Parse([]string{"--usbmux", usbmux, "--backend", "userspace", "--state-dir", e.state,
-		"--liveness", "200ms"}); err != nil {
+	if err := fs.Parse(append([]string{"--usbmux", usbmux, "--backend", "userspace", "--state-dir", e.state,
+		"--liveness", "200ms"}, o.flags...)); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := api.Listen("127.0.0.1:0")

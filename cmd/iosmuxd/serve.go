@@ -36,7 +36,7 @@ type serveFlags struct {
 	simulate, noPair, noUsbmux, coalesce                 bool
 	devicesByHand                                        []string
 	devices, mtu, mtuClamp                               int
-	liveness                                             time.Duration
+	liveness, livenessTimeout                            time.Duration
 	log                                                  *logFlags
 }
 
@@ -63,6 +63,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.BoolVar(&f.coalesce, "coalesce", false, "let several packets to the device share one TLS record and write (faster; off because pymobiledevice3 measured USB CoreDeviceProxy breaking with it, which is unconfirmed)")
 	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
 	fs.DurationVar(&f.liveness, "liveness", time.Second, "how often a published tunnel is probed")
+	fs.DurationVar(&f.livenessTimeout, "liveness-timeout", time.Second, "how long one probe may take; two failed probes in a row rebuild the tunnel")
 	fs.StringVar(&f.probe, "liveness-probe", "ping", "how a tunnel is probed: ping (ICMPv6 echo through the tunnel) or rsd (a whole RSD handshake, as before; costly)")
 	f.log = addLogFlags(fs)
 	return f
@@ -136,6 +137,9 @@ func (f *serveFlags) resolve() (setup, error) {
 	}
 	if f.liveness <= 0 {
 		return s, fmt.Errorf("--liveness %v: want a positive duration", f.liveness)
+	}
+	if f.livenessTimeout <= 0 {
+		return s, fmt.Errorf("--liveness-timeout %v: want a positive duration", f.livenessTimeout)
 	}
 	if f.mtu < tunnel.MinMTU || f.mtu > 0xffff {
 		return s, fmt.Errorf("--mtu %d: want %d to 65535", f.mtu, tunnel.MinMTU)
@@ -267,7 +271,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
 	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
-		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, Probe: s.probe, Version: version})
+		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: version})
 	// The manager first, the API once it is ready: no request sees a half-started daemon.
 	runErr := make(chan error, 1)
 	go func() { runErr <- m.Run(ctx) }()
