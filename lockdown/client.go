@@ -403,6 +403,10 @@ func (c *Client) SendPair(ctx context.Context, rec *pairrecord.Record, o PairOpt
 				return fmt.Errorf("lockdown: Pair: gave up waiting for the Trust dialog: %w", errors.Join(err, ctx.Err()))
 			}
 		}
+		if prompted && ctx.Err() != nil {
+			// ctx ended during a re-sent request: still a dialog nobody answered.
+			return fmt.Errorf("lockdown: Pair: gave up waiting for the Trust dialog: %w", errors.Join(ErrPairingDialogResponsePending, ctx.Err()))
+		}
 		if err != nil {
 			return err
 		}
