@@ -69,7 +69,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	}
 	lc, info, err := c.session(ctx, mux, dev, rec, stage)
 	if refused(err) {
-		lc, info, err = c.renew(ctx, mux, dev, rec, err, stage)
+		lc, info, rec, err = c.renew(ctx, mux, dev, rec, err, stage)
 	}
 	if err != nil {
 		return nil, info, err
@@ -139,8 +139,9 @@ func refused(err error) bool {
 
 // renew is the pair-record lifecycle after the device refused stale: usbmuxd's record is
 // tried (the host may have re-paired outside iosmux); if that is refused too, iosmux's copy is
-// moved aside (kept, never deleted) and the device is paired again, unless pairing is off.
-func (c *CoreDeviceProxy) renew(ctx context.Context, mux *lockdown.Mux, dev Device, stale *pairrecord.Record, why error, stage func(string)) (*lockdown.Client, Info, error) {
+// moved aside (kept, never deleted) and the device is paired again, unless pairing is off. It
+// returns the session and the record the device accepted.
+func (c *CoreDeviceProxy) renew(ctx context.Context, mux *lockdown.Mux, dev Device, stale *pairrecord.Record, why error, stage func(string)) (*lockdown.Client, Info, *pairrecord.Record, error) {
 	c.Log.Warn("the device refused its pair record", "udid", dev.UDID, "host_id", stale.HostID, "err", why)
 	stage("pair record refused: reading usbmuxd's")
 	rctx, cancel := context.WithTimeout(ctx, StageTimeout)
@@ -150,22 +151,23 @@ func (c *CoreDeviceProxy) renew(ctx context.Context, mux *lockdown.Mux, dev Devi
 		lc, info, err := c.session(ctx, mux, dev, urec, stage)
 		if err == nil {
 			c.replace(dev.UDID, urec, "usbmuxd")
-			return lc, info, nil
+			return lc, info, urec, nil
 		}
 		if !refused(err) {
-			return nil, Info{}, err
+			return nil, Info{}, nil, err
 		}
 		why = err
 	}
 	c.moveAside(dev.UDID)
 	if !c.Pair {
-		return nil, Info{}, fmt.Errorf("%w: the device refused its pair record (%v) and pairing is off: pair with 'iosmuxd pair' or import a record", ErrNeedsPairing, why)
+		return nil, Info{}, nil, fmt.Errorf("%w: the device refused its pair record (%v) and pairing is off: pair with 'iosmuxd pair' or import a record", ErrNeedsPairing, why)
 	}
 	rec, err := c.pair(ctx, mux, dev, stage)
 	if err != nil {
-		return nil, Info{}, err
+		return nil, Info{}, nil, err
 	}
-	return c.session(ctx, mux, dev, rec, stage)
+	lc, info, err := c.session(ctx, mux, dev, rec, stage)
+	return lc, info, rec, err
 }
 
 // replace keeps rec as the device's record in iosmux's store, the old one moved aside.

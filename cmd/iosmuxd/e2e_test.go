@@ -26,7 +26,7 @@ import (
 
 // env is one daemon in-process against a simulated usbmuxd.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	u      *sim.Usbmuxd
 	devs   []*sim.Device
 	api    string
@@ -50,13 +50,13 @@ type envOptions struct {
 
 // startEnv plugs n virtual phones into a usbmuxd (unix socket, or TCP when tcp) and runs the
 // daemon against it with the userspace backend and shims.
-func startEnv(t *testing.T, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
+func startEnv(t testing.TB, n int, tcp bool, opts ...sim.UsbmuxdOptions) *env {
 	t.Helper()
 	return startEnvHook(t, n, tcp, append(opts, sim.UsbmuxdOptions{})[0], nil)
 }
 
 // startEnvHook is startEnv with usbmuxd options and a hook run before the daemon starts.
-func startEnvHook(t *testing.T, n int, tcp bool, muxOpts sim.UsbmuxdOptions, beforeDaemon func(*env)) *env {
+func startEnvHook(t testing.TB, n int, tcp bool, muxOpts sim.UsbmuxdOptions, beforeDaemon func(*env)) *env {
 	t.Helper()
 	return startEnvWith(t, n, envOptions{tcp: tcp, mux: muxOpts, beforeDaemon: beforeDaemon})
 }
@@ -73,7 +73,7 @@ func (e *env) newSimDevice(i int) *sim.Device {
 }
 
 // startEnvWith plugs n virtual phones into a usbmuxd and runs the daemon against it.
-func startEnvWith(t *testing.T, n int, o envOptions) *env {
+func startEnvWith(t testing.TB, n int, o envOptions) *env {
 	t.Helper()
 	tcp, muxOpts, beforeDaemon := o.tcp, o.mux, o.beforeDaemon
 	dir := t.TempDir()
@@ -181,7 +181,7 @@ func (e *env) device(udid string) (api.DeviceStatus, bool) {
 }
 
 // waitFor polls cond; the bound is a failure bound, not a timing assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

@@ -106,6 +106,9 @@ func TestDaemonRepairsAfterReset(t *testing.T) {
 		return len(d.PairedHostIDs()) == 1 && len(e.tunnels()[d.UDID]) == 1
 	})
 	e.rsdThrough(d.UDID)
+	if st, _ := e.device(d.UDID); st.Attempts != 1 || st.LastError != "" {
+		t.Fatalf("re-pairing took %d attempts (last error %q); want it done within the first", st.Attempts, st.LastError)
+	}
 	aside := e.refusedRecords(d.UDID)
 	if len(aside) != 1 {
 		t.Fatalf("refused records kept: %v", aside)
