@@ -364,7 +364,7 @@ func (d *deviceRun) teardownShim() {
 // watch waits for the tunnel to end: transport closed, probes failed, or ctx cancelled.
 func (d *deviceRun) watch(ctx context.Context, t Tunnel) error {
 	cfg := d.m.cfg
-	timer := time.NewTimer(cfg.LivenessInterval)
+	timer := time.NewTimer(d.m.untilNextProbe())
 	defer timer.Stop()
 	failures := 0
 	for {
@@ -386,7 +386,7 @@ func (d *deviceRun) watch(ctx context.Context, t Tunnel) error {
 		}
 		if err == nil {
 			failures = 0
-			timer.Reset(cfg.LivenessInterval)
+			timer.Reset(d.m.untilNextProbe())
 			continue
 		}
 		failures++

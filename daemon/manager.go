@@ -151,6 +151,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// untilNextProbe is the wait until the next liveness round. Every device probes on the same
+// ticks (multiples of LivenessInterval since the manager started), so an idle daemon with many
+// devices wakes once per interval rather than once per device.
+func (m *Manager) untilNextProbe() time.Duration {
+	iv := m.cfg.LivenessInterval
+	return iv - time.Since(m.started)%iv
+}
+
 // Shutdown stops Run.
 func (m *Manager) Shutdown() { m.once.Do(func() { close(m.shutdown) }) }
 

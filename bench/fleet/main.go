@@ -24,7 +24,15 @@ func main() {
 	bin := flag.String("iosmuxd", "", "iosmuxd binary (default: build ./cmd/iosmuxd)")
 	idle := flag.Duration("idle", 30*time.Second, "how long to measure CPU at idle")
 	backend := flag.String("backend", "userspace", "daemon backend")
+	liveness := flag.Bool("liveness-compare", false, "instead: idle CPU of the daemon and the simulated phones with the old liveness probe (an RSD handshake every 5 s) and the new one (an ICMPv6 echo every 1 s), both with -devices devices")
 	flag.Parse()
+	if *liveness {
+		if err := compareLiveness(*n, *bin, *idle, *backend); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*n, *bin, *idle, *backend); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
@@ -36,6 +44,57 @@ type result struct {
 	publish      time.Duration
 	rssKB, hwmKB int
 	idleCPU      float64 // fraction of one core
+	simCPU       float64 // the simulator's (the phones') share of one core over the same time
+}
+
+// build builds iosmuxd into dir unless bin names one.
+func build(bin, dir string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	bin = filepath.Join(dir, "iosmuxd")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/iosmuxd").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v: %s", err, out)
+	}
+	return bin, nil
+}
+
+// compareLiveness measures idle CPU with the old and the new liveness probe, same devices.
+func compareLiveness(n int, bin string, idle time.Duration, backend string) error {
+	dir, err := os.MkdirTemp("", "iosmux-fleet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if bin, err = build(bin, dir); err != nil {
+		return err
+	}
+	before, err := measure(bin, dir, n, idle, backend, "--liveness-probe", "rsd", "--liveness", "5s", "--liveness-timeout", "10s")
+	if err != nil {
+		return fmt.Errorf("rsd probe: %w", err)
+	}
+	after, err := measure(bin, dir, n, idle, backend, "--liveness-probe", "ping", "--liveness", "1s", "--liveness-timeout", "1s")
+	if err != nil {
+		return fmt.Errorf("ping probe: %w", err)
+	}
+	floor, err := measure(bin, dir, n, idle, backend, "--liveness", "24h")
+	if err != nil {
+		return fmt.Errorf("no probe: %w", err)
+	}
+	fmt.Printf("| liveness probe (%d devices, %v idle) | daemon CPU | simulated phones' CPU |\n|---|---|---|\n", n, idle)
+	fmt.Printf("| before: RSD handshake every 5 s | %.2f%% | %.2f%% |\n", 100*before.idleCPU, 100*before.simCPU)
+	fmt.Printf("| after: ICMPv6 echo every 1 s | %.2f%% | %.2f%% |\n", 100*after.idleCPU, 100*after.simCPU)
+	fmt.Printf("| floor: no probe in the window | %.2f%% | %.2f%% |\n", 100*floor.idleCPU, 100*floor.simCPU)
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	fmt.Printf("\nratios after/before: daemon CPU %s, phones' CPU %s; the probes alone (minus the floor): daemon %s, phones %s\n",
+		ratio(after.idleCPU, before.idleCPU), ratio(after.simCPU, before.simCPU),
+		ratio(after.idleCPU-floor.idleCPU, before.idleCPU-floor.idleCPU), ratio(after.simCPU-floor.simCPU, before.simCPU-floor.simCPU))
+	return nil
 }
 
 func run(n int, bin string, idle time.Duration, backend string) error {
@@ -44,11 +103,8 @@ func run(n int, bin string, idle time.Duration, backend string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if bin == "" {
-		bin = filepath.Join(dir, "iosmuxd")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/iosmuxd").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v: %s", err, out)
-		}
+	if bin, err = build(bin, dir); err != nil {
+		return err
 	}
 	base, err := measure(bin, dir, 1, idle, backend)
 	if err != nil {
@@ -74,10 +130,11 @@ func run(n int, bin string, idle time.Duration, backend string) error {
 }
 
 // measure runs a simulator with n devices and a daemon against it.
-func measure(bin, dir string, n int, idle time.Duration, backend string) (result, error) {
+func measure(bin, dir string, n int, idle time.Duration, backend string, daemonFlags ...string) (result, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sock := filepath.Join(dir, fmt.Sprintf("usbmuxd-%d", n))
+	tag := fmt.Sprintf("%d-%d", n, time.Now().UnixNano())
+	sock := filepath.Join(dir, "usbmuxd-"+tag)
 	simCmd := exec.CommandContext(ctx, bin, "simulate", "--usbmuxd", "unix:"+sock, "--devices", strconv.Itoa(n), "--log-level", "error")
 	out, err := simCmd.StdoutPipe()
 	if err != nil {
@@ -101,8 +158,8 @@ func measure(bin, dir string, n int, idle time.Duration, backend string) (result
 	apiAddr := ln.Addr().String()
 	ln.Close()
 	start := time.Now()
-	d := exec.CommandContext(ctx, bin, "--usbmux", "unix:"+sock, "--api", apiAddr, "--backend", backend,
-		"--state-dir", filepath.Join(dir, fmt.Sprintf("state-%d", n)), "--log-level", "error")
+	d := exec.CommandContext(ctx, bin, append([]string{"--usbmux", "unix:" + sock, "--api", apiAddr, "--backend", backend,
+		"--state-dir", filepath.Join(dir, "state-"+tag), "--log-level", "error"}, daemonFlags...)...)
 	d.Stderr = os.Stderr
 	if err := d.Start(); err != nil {
 		return result{}, err
@@ -124,10 +181,11 @@ func measure(bin, dir string, n int, idle time.Duration, backend string) (result
 		time.Sleep(20 * time.Millisecond)
 	}
 	r := result{devices: n, publish: time.Since(start)}
-	cpu0 := cpuTicks(d.Process.Pid)
+	cpu0, sim0 := cpuTicks(d.Process.Pid), cpuTicks(simCmd.Process.Pid)
 	t0 := time.Now()
 	time.Sleep(idle)
 	r.idleCPU = float64(cpuTicks(d.Process.Pid)-cpu0) / 100 / time.Since(t0).Seconds()
+	r.simCPU = float64(cpuTicks(simCmd.Process.Pid)-sim0) / 100 / time.Since(t0).Seconds()
 	r.rssKB, r.hwmKB = memKB(d.Process.Pid)
 	return r, nil
 }

@@ -1,0 +1,39 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestPing: the device's stack answers an echo through the tunnel; once the device stops
+// taking packets (a blackhole) the ping ends with ctx.
+func TestPing(t *testing.T) {
+	p := newPair(t, Options{}, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	for range 3 {
+		if err := p.host.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.dev.Close() // the device side is gone; the host's transport is not closed yet
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if err := p.host.Ping(short); err == nil || (!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrClosed) && p.host.Err() == nil) {
+		t.Fatalf("ping of a gone device: %v", err)
+	}
+}
+
+// BenchmarkPing: one liveness probe, host side (userspace backend, TCP transport).
+func BenchmarkPing(b *testing.B) {
+	p := newPair(b, Options{}, Options{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.host.Ping(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
