@@ -60,10 +60,10 @@ func (c Config) withDefaults() Config {
 		c.OpenTimeout = 60 * time.Second
 	}
 	if c.LivenessInterval <= 0 {
-		c.LivenessInterval = time.Second
+		c.LivenessInterval = DefaultLivenessInterval
 	}
 	if c.LivenessTimeout <= 0 {
-		c.LivenessTimeout = time.Second
+		c.LivenessTimeout = DefaultLivenessTimeout
 	}
 	if c.LivenessFailures <= 0 {
 		c.LivenessFailures = 2
@@ -82,6 +82,13 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// Liveness defaults: a dead tunnel is noticed within 1 s + 2 × 750 ms = 2.5 s. An echo over
+// USB comes back in about a millisecond; 750 ms leaves room for a phone on Wi-Fi in power save.
+const (
+	DefaultLivenessInterval = time.Second
+	DefaultLivenessTimeout  = 750 * time.Millisecond
+)
 
 // Device states, in order.
 const (

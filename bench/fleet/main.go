@@ -73,7 +73,7 @@ func compareLiveness(n int, bin string, idle time.Duration, backend string) erro
 	if err != nil {
 		return fmt.Errorf("rsd probe: %w", err)
 	}
-	after, err := measure(bin, dir, n, idle, backend, "--liveness-probe", "ping", "--liveness", "1s", "--liveness-timeout", "1s")
+	after, err := measure(bin, dir, n, idle, backend, "--liveness-probe", "ping", "--liveness", "1s", "--liveness-timeout", "750ms")
 	if err != nil {
 		return fmt.Errorf("ping probe: %w", err)
 	}

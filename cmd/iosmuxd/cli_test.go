@@ -83,3 +83,24 @@ func TestHelpAndBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPairOnePhoneListedTwice: a phone listed as USB and Network is one device to `pair`.
+func TestPairOnePhoneListedTwice(t *testing.T) {
+	dir := t.TempDir()
+	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
+	defer u.Close()
+	sock := filepath.Join(dir, "usbmuxd")
+	if _, err := u.ListenUnix(sock); err != nil {
+		t.Fatal(err)
+	}
+	d := sim.NewDevice(profile.Default(), "twice", nil)
+	u.Plug(d)
+	u.PlugVia(d, sim.ConnectionTypeNetwork)
+	var out, errb bytes.Buffer
+	if code := run([]string{"pair", "--usbmux", "unix:" + sock, "--state-dir", filepath.Join(dir, "state")}, &out, &errb); code != 0 {
+		t.Fatalf("pair: exit %d: %s", code, errb.String())
+	}
+	if len(d.PairedHostIDs()) != 1 {
+		t.Fatal("not paired")
+	}
+}

@@ -119,10 +119,15 @@ func findDevice(ctx context.Context, mux *lockdown.Mux, udid string) (lockdown.D
 	if err != nil {
 		return lockdown.Device{}, err
 	}
-	if len(devs) != 1 {
-		return lockdown.Device{}, fmt.Errorf("%d devices attached: name one with --udid", len(devs))
+	// A phone listed twice (USB and Network) is one device: FindDevice picks its USB entry.
+	udids := map[string]bool{}
+	for _, d := range devs {
+		udids[strings.ToUpper(strings.ReplaceAll(d.UDID, "-", ""))] = true
 	}
-	return devs[0], nil
+	if len(udids) != 1 {
+		return lockdown.Device{}, fmt.Errorf("%d devices attached: name one with --udid", len(udids))
+	}
+	return mux.FindDevice(ctx, devs[0].UDID)
 }
 
 func openStore(dir string) (*pairrecord.Store, error) {

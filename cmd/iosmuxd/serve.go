@@ -62,8 +62,8 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.IntVar(&f.mtu, "mtu", tunnel.DefaultRequestMTU, "MTU to request in the CDTunnel handshake")
 	fs.BoolVar(&f.coalesce, "coalesce", false, "let several packets to the device share one TLS record and write (faster; off because pymobiledevice3 measured USB CoreDeviceProxy breaking with it, which is unconfirmed)")
 	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
-	fs.DurationVar(&f.liveness, "liveness", time.Second, "how often a published tunnel is probed")
-	fs.DurationVar(&f.livenessTimeout, "liveness-timeout", time.Second, "how long one probe may take; two failed probes in a row rebuild the tunnel")
+	fs.DurationVar(&f.liveness, "liveness", daemon.DefaultLivenessInterval, "how often a published tunnel is probed")
+	fs.DurationVar(&f.livenessTimeout, "liveness-timeout", daemon.DefaultLivenessTimeout, "how long one probe may take; two failed probes in a row rebuild the tunnel")
 	fs.StringVar(&f.probe, "liveness-probe", "ping", "how a tunnel is probed: ping (ICMPv6 echo through the tunnel) or rsd (a whole RSD handshake, as before; costly)")
 	f.log = addLogFlags(fs)
 	return f
