@@ -40,8 +40,8 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 
 	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "--simulate", "--backend", "kernel", "--liveness", "1s")
 	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,7 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 		}
 		return true
 	})
+	published := time.Now()
 	if !strings.HasPrefix(entry.Address, "fd") {
 		t.Fatalf("kernel backend should advertise the tunnel's own address, got %+v", entry)
 	}
@@ -85,6 +86,11 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 	mx.Env = append(os.Environ(), matrixEnv+"="+net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)))
 	if out, err := mx.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("order matrix passed")) {
 		t.Fatalf("client-order matrix through the tunnel address: %v\n%s", err, out)
+	}
+	// The ICMPv6 liveness probe works through the kernel TUN: a few probes, none failed.
+	time.Sleep(time.Until(published.Add(3 * time.Second)))
+	if strings.Contains(logs.String(), "liveness probe failed") {
+		t.Fatal("liveness probes failed through the kernel TUN")
 	}
 	if !bytes.Contains(curl("/shutdown"), []byte(`"operation": "shutdown"`)) {
 		t.Fatal("shutdown route did not answer")
