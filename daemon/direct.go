@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 
 	"github.com/iosmux/iosmux/rsd"
+	"github.com/iosmux/iosmux/tunnel"
 )
 
 // AddressSourcePrefix starts the Source name of a device given by hand.
@@ -95,6 +97,23 @@ func (t *directTunnel) Done() <-chan struct{}     { return t.done }
 func (t *directTunnel) Err() error                { return nil }
 func (t *directTunnel) Bytes() (uint64, uint64)   { return 0, 0 }
 func (t *directTunnel) Close() error              { t.once.Do(func() { close(t.done) }); return nil }
+
+// Ping checks the endpoint without opening an RSD session: an ICMPv6 echo when the address is
+// IPv6 and the process may send one (root), else a TCP connect to the RSD port, closed at once.
+func (t *directTunnel) Ping(ctx context.Context) error {
+	if a := t.addr.Addr(); a.Is6() && !a.Is4In6() {
+		err := tunnel.PingAddr(ctx, a)
+		if !errors.Is(err, tunnel.ErrPingNotPermitted) {
+			return err
+		}
+	}
+	nc, err := t.Dial(ctx, "tcp", t.addr.String())
+	if err != nil {
+		return fmt.Errorf("connect to rsd: %w", err)
+	}
+	return nc.Close()
+}
+
 func (t *directTunnel) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, address)

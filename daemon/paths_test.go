@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,4 +235,28 @@ type countingSource struct {
 func (s countingSource) Run(ctx context.Context, out chan<- Event) error {
 	s.runs.Add(1)
 	return s.AddressSource.Run(ctx, out)
+}
+
+// TestDirectTunnelPing: a hand-given IPv6 endpoint answers the probe (an ICMPv6 echo as root, a
+// TCP connect otherwise); one that is gone fails it.
+func TestDirectTunnelPing(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	dt := &directTunnel{addr: ap, done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dt.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	// An address nothing answers on (TEST-NET style ULA with no route or no host).
+	gone := &directTunnel{addr: netip.MustParseAddrPort("[fd00:dead:beef::1]:58783"), done: make(chan struct{})}
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if err := gone.Ping(short); err == nil {
+		t.Fatal("a probe of an address nobody holds succeeded")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -92,10 +93,29 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16) error {
 	}
 }
 
+// ErrPingNotPermitted means the process may not open a raw ICMPv6 socket (not root).
+var ErrPingNotPermitted = errors.New("no permission for a raw ICMPv6 socket")
+
+// PingAddr sends one ICMPv6 echo request to dst with the host's own stack and waits for the
+// reply: for a device reached through another tool's tunnel. It needs root (a raw socket);
+// otherwise it returns ErrPingNotPermitted.
+func PingAddr(ctx context.Context, dst netip.Addr) error {
+	if !dst.Is6() || dst.Is4In6() {
+		return fmt.Errorf("tunnel: ping %s: not an IPv6 address", dst)
+	}
+	if err := pingKernel(ctx, dst.WithZone(""), dst.Zone(), uint16(pingSeq.Add(1))); err != nil {
+		return fmt.Errorf("tunnel: ping %s: %w", dst, err)
+	}
+	return nil
+}
+
 // pingKernel pings dst with a raw ICMPv6 socket (the kernel backend runs as root); replies are
 // matched by identifier, sequence and source.
 func pingKernel(ctx context.Context, dst netip.Addr, ifname string, seq uint16) error {
 	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%w: %w", ErrPingNotPermitted, err)
+	}
 	if err != nil {
 		return err
 	}
