@@ -87,9 +87,10 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 	if out, err := mx.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("order matrix passed")) {
 		t.Fatalf("client-order matrix through the tunnel address: %v\n%s", err, out)
 	}
-	// The ICMPv6 liveness probe works through the kernel TUN: a few probes, none failed.
-	time.Sleep(time.Until(published.Add(3 * time.Second)))
-	if strings.Contains(logs.String(), "liveness probe failed") {
+	// The ICMPv6 liveness probe works through the kernel TUN: after a few probes the tunnel was
+	// never rebuilt for failed probes (one echo lost right after the TUN came up is tolerated).
+	time.Sleep(time.Until(published.Add(4 * time.Second)))
+	if strings.Contains(logs.String(), "probes failed") {
 		t.Fatal("liveness probes failed through the kernel TUN")
 	}
 	if !bytes.Contains(curl("/shutdown"), []byte(`"operation": "shutdown"`)) {
