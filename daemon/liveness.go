@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-
 )
 
 // Ping is the default liveness probe: the tunnel's own Ping (an ICMPv6 echo to the device's
