@@ -150,8 +150,8 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 		return err
 	}
 	log := d.Log.With("tunnel", p.ServerAddress.String())
-	t := tunnel.New(nc, &tunnelStack{UserspaceDevice: stack, rsd: r, d: d}, p,
-		tunnel.Options{DropReceivedAbove: o.DropAbove, OnePacketPerWrite: o.OnePacketPerWrite, Log: log})
+	t := tunnel.New(nc, &tunnelStack{UserspaceDevice: stack, rsd: r}, p,
+		tunnel.Options{DropReceivedAbove: o.DropAbove, OnePacketPerWrite: o.OnePacketPerWrite, DropAll: &d.blackhole, Log: log})
 	log.Info("tunnel up", "client", p.ClientAddress.String(), "mtu", p.MTU, "requested_mtu", req,
 		"rsd_port", p.ServerRSDPort, "drop_above", o.DropAbove)
 	if o.OnStart != nil {
@@ -168,16 +168,6 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 type tunnelStack struct {
 	*tunnel.UserspaceDevice
 	rsd *RSD
-	d   *Device
-}
-
-// Write delivers the host's packets to the device's stack, or drops them all while the device
-// is blackholed: the transport stays up and nothing answers (a dead Wi-Fi link, a hung phone).
-func (s *tunnelStack) Write(bufs [][]byte, offset int) (int, error) {
-	if s.d.blackhole.Load() {
-		return len(bufs), nil
-	}
-	return s.UserspaceDevice.Write(bufs, offset)
 }
 
 // SetBlackhole makes every tunnel of d, running or to come, drop what the host sends (on) or

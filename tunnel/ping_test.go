@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -36,5 +37,30 @@ func BenchmarkPing(b *testing.B) {
 		if err := p.host.Ping(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDropAll: while Options.DropAll is true the device side takes nothing from the transport
+// (the echo goes unanswered); once false, packets get through again.
+func TestDropAll(t *testing.T) {
+	var all atomic.Bool
+	p := newPair(t, Options{}, Options{DropAll: &all})
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	if err := p.host.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all.Store(true)
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if err := p.host.Ping(short); err == nil {
+		t.Fatal("an echo got through DropAll")
+	}
+	if p.dev.Stats().Received.Dropped == 0 {
+		t.Fatal("DropAll did not count its drops")
+	}
+	all.Store(false)
+	if err := p.host.Ping(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// this many bytes (counted in Stats.Received.Dropped). The simulator's device side uses it
 	// with CoreDeviceProxyDropAbove to behave like a real USB device.
 	DropReceivedAbove int
+	// DropAll, when set and true, drops every packet read from the transport (counted in
+	// Stats.Received.Dropped): the simulator's blackhole, a link that stays up while nothing
+	// gets through.
+	DropAll *atomic.Bool
 	// OnePacketPerWrite gives every packet sent to the peer its own transport Write (and so its
 	// own TLS record), as pymobiledevice3 does because it measured USB CoreDeviceProxy on
 	// iOS 26.5 to be read-boundary-sensitive; Frida coalesces on the same path (tunnel.md §6).
@@ -87,7 +91,8 @@ type Tunnel struct {
 	mtu    int
 	log    *slog.Logger
 	drop   int
-	one    bool // Options.OnePacketPerWrite
+	all    *atomic.Bool // Options.DropAll
+	one    bool         // Options.OnePacketPerWrite
 
 	sent, recv counters
 
@@ -150,7 +155,7 @@ func New(conn net.Conn, dev tun.Device, p *Params, opts Options) *Tunnel {
 		}
 	}
 	t := &Tunnel{
-		conn: conn, dev: dev, params: p, mtu: mtu, log: log, drop: opts.DropReceivedAbove, one: opts.OnePacketPerWrite,
+		conn: conn, dev: dev, params: p, mtu: mtu, log: log, drop: opts.DropReceivedAbove, all: opts.DropAll, one: opts.OnePacketPerWrite,
 		stopping: make(chan struct{}),
 		recvDone: make(chan struct{}),
 		sendDone: make(chan struct{}),
@@ -280,7 +285,7 @@ func (t *Tunnel) receiveGvisor(pr *PacketReader, g *gvisorTUN, maxPacket int) er
 	if err != nil {
 		return err
 	}
-	if n > maxPacket || (t.drop > 0 && n > t.drop) {
+	if n > maxPacket || (t.drop > 0 && n > t.drop) || t.dropAll() {
 		if _, err := pr.ReadPacket(nil); err != nil {
 			var tl *TooLargeError
 			if !errors.As(err, &tl) {
@@ -301,6 +306,9 @@ func (t *Tunnel) receiveGvisor(pr *PacketReader, g *gvisorTUN, maxPacket int) er
 	return nil
 }
 
+// dropAll reports whether Options.DropAll drops everything now.
+func (t *Tunnel) dropAll() bool { return t.all != nil && t.all.Load() }
+
 // fill reads into b the next packet and then those already buffered, skipping (and counting)
 // packets over the limits.
 func (t *Tunnel) fill(pr *PacketReader, b *recvBatch, maxPacket int) error {
@@ -314,7 +322,7 @@ func (t *Tunnel) fill(pr *PacketReader, b *recvBatch, maxPacket int) error {
 			}
 			t.recv.dropped.Add(1)
 			t.log.Debug("dropping oversized packet from the transport", "len", tl.Len, "max", tl.Max)
-		case t.drop > 0 && n > t.drop:
+		case t.drop > 0 && n > t.drop, t.dropAll():
 			t.recv.dropped.Add(1)
 		default:
 			b.bufs = append(b.bufs, b.slots[i][:deviceOffset+n])
