@@ -40,7 +40,7 @@ func TestKernelBackendShutdownRemovesTUN(t *testing.T) {
 
 	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "--simulate", "--backend", "kernel", "--liveness", "1s")
 	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
-	logs := &logBuffer{}
+	logs := &peertest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
