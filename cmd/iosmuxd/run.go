@@ -15,11 +15,15 @@ Usage:
   iosmuxd pair [--udid UDID] [flags]   pair with a device (it shows Trust) and keep the record
   iosmuxd import-pair-record FILE      keep a copy of a pair record from another tool
   iosmuxd simulate [flags]             run only a virtual iPhone and print its endpoints
+  iosmuxd version                      print the version and the build's VCS revision (also --version)
   iosmuxd help [command]               show help (iosmuxd help serve lists the daemon's flags)
 `
 
 // run dispatches the subcommand and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		return printVersion(stdout)
+	}
 	if len(args) == 0 || len(args[0]) > 0 && args[0][0] == '-' && !isHelp(args[0]) {
 		return serve(args, stdout, stderr)
 	}

@@ -27,9 +27,6 @@ import (
 	"github.com/iosmux/iosmux/tunnel"
 )
 
-// version is reported by the status route.
-const version = "0.1.0-dev"
-
 // serveFlags are the daemon's flags.
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile, probe string
@@ -271,7 +268,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
 	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
-		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: version})
+		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: readBuildInfo().short()})
 	// The manager first, the API once it is ready: no request sees a half-started daemon.
 	runErr := make(chan error, 1)
 	go func() { runErr <- m.Run(ctx) }()
