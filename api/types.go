@@ -29,6 +29,8 @@ type DeviceStatus struct {
 	UDID           string    `json:"udid"`
 	State          string    `json:"state"`
 	ConnectionType string    `json:"connectionType,omitempty"`
+	DeviceID       int       `json:"deviceId,omitempty"`  // usbmuxd's id; 0 for hand-given devices
+	ProductID      int       `json:"productId,omitempty"` // usbmuxd's USB product id
 	Source         string    `json:"source,omitempty"`
 	ProductType    string    `json:"productType,omitempty"`
 	IOSVersion     string    `json:"iosVersion,omitempty"`

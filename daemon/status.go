@@ -75,6 +75,7 @@ func (d *deviceRun) status() api.DeviceStatus {
 		udid = d.info.UDID
 	}
 	s := api.DeviceStatus{UDID: udid, State: d.state, ConnectionType: d.carrying.ConnectionType,
+		DeviceID: d.carrying.DeviceID, ProductID: d.carrying.ProductID,
 		Source: d.carrying.Source, ProductType: d.info.ProductType, IOSVersion: d.info.ProductVersion,
 		Since: d.since, UptimeSeconds: time.Since(d.since).Seconds(), Attempts: d.attempts,
 		LastError: d.lastErr, LastErrorAt: d.lastErrAt, DeviceName: d.info.DeviceName, Paths: []api.PathStatus{}}

@@ -30,6 +30,8 @@ import (
 // serveFlags are the daemon's flags.
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile, probe string
+	goiosAPI                                             string
+	udids                                                []string
 	simulate, noPair, noUsbmux, coalesce                 bool
 	devicesByHand                                        []string
 	devices, mtu, mtuClamp                               int
@@ -48,6 +50,11 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 		f.devicesByHand = append(f.devicesByHand, v)
 		return nil
 	})
+	fs.Func("udid", "serve only the device `UDID` (with or without its dash); repeatable", func(v string) error {
+		f.udids = append(f.udids, v)
+		return nil
+	})
+	fs.StringVar(&f.goiosAPI, "goios-api", "", "also serve go-ios's tunnel-agent API on `ADDR` (loopback, e.g. 127.0.0.1:60105); off when empty")
 	fs.BoolVar(&f.noUsbmux, "no-usbmux", false, "do not watch usbmuxd (only --device addresses)")
 	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
 	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
@@ -259,6 +266,12 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	for _, a := range f.devicesByHand {
 		sources = append(sources, daemon.AddressSource{Addr: a})
 	}
+	if len(f.udids) > 0 {
+		for i, s := range sources {
+			sources[i] = daemon.OnlyUDIDs{Source: s, UDIDs: f.udids}
+		}
+		log.Info("serving only the listed devices", "udid", f.udids)
+	}
 	opener := &daemon.CoreDeviceProxy{
 		Muxes: map[string]*lockdown.Mux{src.Name(): mux}, Store: store,
 		Imports: []pairrecord.Source{pairrecord.Libimobiledevice(), pairrecord.Pymobiledevice3()},
@@ -275,6 +288,16 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	<-m.Ready()
 	srv := api.NewServer(api.New(m, log), log)
 	go srv.Serve(ln)
+	if f.goiosAPI != "" {
+		gln, err := api.Listen(f.goiosAPI)
+		if err != nil {
+			return fmt.Errorf("--goios-api: %w", err)
+		}
+		gsrv := api.NewServer(api.NewGoIOS(m, log), log)
+		go gsrv.Serve(gln)
+		defer gsrv.Close()
+		log.Info("serving go-ios's tunnel-agent API", "addr", "http://"+gln.Addr().String())
+	}
 	log.Info("iosmuxd serving", "api", "http://"+ln.Addr().String(), "usbmuxd", mux.String(),
 		"backend", map[bool]string{true: "userspace", false: "kernel"}[s.userspace], "shim", s.shim,
 		"liveness_probe", f.probe, "pair_records", store.Dir())
