@@ -36,7 +36,8 @@ func New(d Daemon, log *slog.Logger) http.Handler {
 	r.HandleFunc("/cancel", s.cancel).Methods(http.MethodGet)
 	r.HandleFunc("/start-tunnel", s.startTunnel).Methods(http.MethodGet)
 	r.HandleFunc(StatusPath, s.status).Methods(http.MethodGet)
-	s.addInjectRoutes(r) // inject.go
+	s.addInjectRoutes(r)                      // inject.go
+	newRegistry(d, log, rsdCatalog).routes(r) // appium's tunnel registry (registry.go)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(`{"detail":"Not Found"}`))
 	})
