@@ -50,9 +50,11 @@ func notServing(t *testing.T, addr string) {
 
 func TestRefusesKernelBackendWithoutRoot(t *testing.T) {
 	defer func(f func() int) { geteuid = f }(geteuid)
+	defer func(f func() string) { kernelLack = f }(kernelLack)
 	geteuid = func() int { return 1000 }
+	kernelLack = func() string { return "the kernel backend needs the CAP_NET_ADMIN capability" }
 	a := freeAPI(t)
-	refused(t, "--backend kernel needs root", "--api", a, "--backend", "kernel", "--state-dir", t.TempDir())
+	refused(t, "--backend kernel: the kernel backend needs the CAP_NET_ADMIN capability", "--api", a, "--backend", "kernel", "--state-dir", t.TempDir())
 	notServing(t, a)
 }
 

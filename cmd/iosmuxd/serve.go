@@ -59,7 +59,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.BoolVar(&f.simulate, "simulate", false, "run against the built-in virtual iPhone instead of a real usbmuxd")
 	fs.IntVar(&f.devices, "devices", 1, "with --simulate: how many virtual iPhones to plug in")
 	fs.StringVar(&f.profile, "profile", profile.Default().Name, "with --simulate: device `profile`")
-	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (Linux TUN or macOS utun, needs root), userspace, or auto (kernel when root on Linux or macOS)")
+	fs.StringVar(&f.backend, "backend", "auto", "tunnel network backend: kernel (Linux TUN, needs CAP_NET_ADMIN, not full root; macOS utun, needs root), userspace, or auto (kernel when this process may create one)")
 	fs.StringVar(&f.shim, "shim", "auto", "advertise loopback shim endpoints: on, off, or auto (on with the userspace backend)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "iosmux's pair-record `DIR` (default /var/lib/iosmux/lockdown as root, else ~/.config/iosmux/lockdown)")
 	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record they accept wait in 'needs pairing'")
@@ -75,6 +75,9 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 
 // geteuid is os.Geteuid; tests replace it to check the non-root refusals.
 var geteuid = os.Geteuid
+
+// kernelLack is kernelPrivilege; tests replace it to check the refusals without it.
+var kernelLack = kernelPrivilege
 
 // setup is what the flags resolve to.
 type setup struct {
@@ -97,14 +100,15 @@ func (f *serveFlags) resolve() (setup, error) {
 	if _, _, err := lockdown.ParseSocketAddress(f.usbmux); err != nil && !f.simulate {
 		return s, fmt.Errorf("--usbmux: %w", err)
 	}
-	root := geteuid() == 0
+	lack := kernelLack() // "" when this process may create TUNs (CAP_NET_ADMIN on Linux)
+	root := lack == ""
 	switch f.backend {
 	case "kernel":
 		if !tunnel.KernelSupported {
 			return s, fmt.Errorf("--backend kernel: no kernel TUN support on %s yet; use --backend userspace", runtime.GOOS)
 		}
 		if !root {
-			return s, fmt.Errorf("--backend kernel needs root (a TUN interface); run with sudo or use --backend userspace")
+			return s, fmt.Errorf("--backend kernel: %s", lack)
 		}
 		s.backend = tunnel.Kernel{}
 	case "userspace":
@@ -230,7 +234,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	}
 	if s.userspace && f.backend == "auto" {
 		if geteuid() != 0 {
-			log.Info("not running as root: using the userspace network stack; clients reach devices through loopback shims")
+			log.Info("no kernel TUN privilege: using the userspace network stack; clients reach devices through loopback shims", "why", kernelLack())
 		} else {
 			log.Info("no kernel TUN support on this system yet: using the userspace network stack; clients reach devices through loopback shims", "os", runtime.GOOS)
 		}
