@@ -2,7 +2,9 @@
 # Installs the third-party interop peers that test/interop/ drives against iosmux:
 #   - Debian: libimobiledevice-utils (idevice_id, ideviceinfo, idevicepair),
 #     openssl (reference TLS-PSK peer), iproute2 (network namespaces), chromium (a real
-#     browser page attacking the API);
+#     browser page attacking the API), systemd (systemd-analyze verify on
+#     packaging/systemd), util-linux (setpriv: the daemon as an unprivileged user with
+#     CAP_NET_ADMIN alone);
 #   - npm (from test/interop/package-lock.json): appium-ios-remotexpc and its native
 #     dependency appium-ios-tuntap, which has no prebuild for Debian 12's glibc and
 #     is compiled here by node-gyp: g++, make, python3, pkg-config, and OpenSSL's and
@@ -27,6 +29,8 @@ APT_PACKAGES=(
   openssl
   iproute2
   gcc
+  systemd
+  util-linux
   g++
   make
   python3
@@ -102,4 +106,6 @@ fi
 idevice_id --help >/dev/null
 openssl version >&2
 ip -V >&2
+systemd-analyze --version >&2
+setpriv --version >&2
 log "done"
