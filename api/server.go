@@ -23,11 +23,14 @@ const StatusPath = "/iosmux/status"
 const startTunnelTimeout = 60 * time.Second
 
 // New returns the API handler for d.
-func New(d Daemon, log *slog.Logger) http.Handler {
+func New(d Daemon, log *slog.Logger) http.Handler { return NewWithOptions(d, log, Options{}) }
+
+// NewWithOptions returns the API handler for d, tuned by o.
+func NewWithOptions(d Daemon, log *slog.Logger, o Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{d: d, log: log}
+	s := &server{d: d, log: log, up: newUpstreams(o)}
 	r := mux.NewRouter()
 	r.HandleFunc("/", s.list).Methods(http.MethodGet)
 	r.HandleFunc("/hello", s.hello).Methods(http.MethodGet)
@@ -36,7 +39,10 @@ func New(d Daemon, log *slog.Logger) http.Handler {
 	r.HandleFunc("/cancel", s.cancel).Methods(http.MethodGet)
 	r.HandleFunc("/start-tunnel", s.startTunnel).Methods(http.MethodGet)
 	r.HandleFunc(StatusPath, s.status).Methods(http.MethodGet)
-	s.addInjectRoutes(r)                      // inject.go
+	s.addInjectRoutes(r)                                              // inject.go
+	r.HandleFunc("/upstream", s.upstreamList).Methods(http.MethodGet) // upstream.go
+	r.HandleFunc("/upstream", s.upstreamAdd).Methods(http.MethodPost)
+	r.HandleFunc("/upstream", s.upstreamRemove).Methods(http.MethodDelete)
 	newRegistry(d, log, rsdCatalog).routes(r) // appium's tunnel registry (registry.go)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(`{"detail":"Not Found"}`))
@@ -50,6 +56,7 @@ func New(d Daemon, log *slog.Logger) http.Handler {
 type server struct {
 	d   Daemon
 	log *slog.Logger
+	up  *upstreams
 }
 
 func writeJSON(w http.ResponseWriter, code int, body []byte) {
@@ -65,11 +72,12 @@ func writeBare(w http.ResponseWriter, code int, body []byte) {
 	w.Write(body)
 }
 
-func (s *server) list(w http.ResponseWriter, _ *http.Request) {
-	t := s.d.Tunnels()
-	if t == nil {
-		t = map[string][]TunnelEntry{}
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	t := map[string][]TunnelEntry{}
+	for udid, e := range s.d.Tunnels() {
+		t[udid] = append([]TunnelEntry(nil), e...) // the merge appends: never to the daemon's slices
 	}
+	t = s.up.merge(r.Context(), t, hopsOf(r))
 	body, err := json.Marshal(t)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))

@@ -31,7 +31,7 @@ import (
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile, probe string
 	goiosAPI                                             string
-	udids                                                []string
+	udids, upstreamHosts                                 []string
 	simulate, noPair, noUsbmux, coalesce                 bool
 	devicesByHand                                        []string
 	devices, mtu, mtuClamp                               int
@@ -52,6 +52,10 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	})
 	fs.Func("udid", "serve only the device `UDID` (with or without its dash); repeatable", func(v string) error {
 		f.udids = append(f.udids, v)
+		return nil
+	})
+	fs.Func("upstream-host", "a `HOST` besides loopback whose tunneld API POST /upstream may register; repeatable", func(v string) error {
+		f.upstreamHosts = append(f.upstreamHosts, v)
 		return nil
 	})
 	fs.StringVar(&f.goiosAPI, "goios-api", "", "also serve go-ios's tunnel-agent API on `ADDR` (loopback, e.g. 127.0.0.1:60105); off when empty")
@@ -290,7 +294,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	runErr := make(chan error, 1)
 	go func() { runErr <- m.Run(ctx) }()
 	<-m.Ready()
-	srv := api.NewServer(api.New(m, log), log)
+	srv := api.NewServer(api.NewWithOptions(m, log, api.Options{UpstreamHosts: f.upstreamHosts}), log)
 	go srv.Serve(ln)
 	if f.goiosAPI != "" {
 		gln, err := api.Listen(f.goiosAPI)
