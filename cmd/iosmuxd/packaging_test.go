@@ -100,7 +100,7 @@ func TestSystemdUnit(t *testing.T) {
 		args[i] = strings.ReplaceAll(a, "${STATE_DIRECTORY}", "/var/lib/iosmux")
 	}
 	f := parseServeArgs(t, args)
-	if f.backend != "kernel" || f.stateDir != "/var/lib/iosmux" || f.api != "127.0.0.1:49151" {
+	if f.backend != "kernel" || f.stateDir != "/var/lib/iosmux/lockdown" || f.api != "127.0.0.1:49151" {
 		t.Fatalf("service runs backend %q, state %q, api %q", f.backend, f.stateDir, f.api)
 	}
 
@@ -158,7 +158,7 @@ func TestLaunchdPlist(t *testing.T) {
 		t.Fatalf("ProgramArguments %q", job.ProgramArguments)
 	}
 	f := parseServeArgs(t, job.ProgramArguments[1:])
-	if f.backend != "userspace" || f.stateDir == "" || !strings.HasPrefix(job.StandardErrorPath, f.stateDir) {
+	if f.backend != "userspace" || f.stateDir != "/usr/local/var/iosmux/lockdown" || filepath.Dir(job.StandardErrorPath) != filepath.Dir(f.stateDir) {
 		t.Fatalf("backend %q (no root: userspace), state %q, log %q", f.backend, f.stateDir, job.StandardErrorPath)
 	}
 }
