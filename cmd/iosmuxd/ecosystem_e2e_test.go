@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/internal/peertest"
+	"github.com/iosmux/iosmux/rsd"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 )
@@ -117,4 +119,44 @@ func TestEcosystemAPIs(t *testing.T) {
 		t.Fatalf("dial the service appium resolved: %v", err)
 	}
 	c.Close()
+}
+
+// TestUpstreamFederation registers one daemon's API as an upstream of another. Both run the
+// same virtual phone (one UDID), as one phone seen by two hosts: the first daemon's GET / lists
+// its own entry and then the upstream's, under that UDID, each at its own daemon's address (as
+// tunneld appends upstream entries), and a client reaches RSD at the upstream's entry; removing
+// the upstream drops its entry again.
+func TestUpstreamFederation(t *testing.T) {
+	a, b := startEnv(t, 1, false), startEnv(t, 1, false)
+	udid := a.devs[0].UDID
+	if b.devs[0].UDID != udid {
+		t.Fatalf("the two virtual phones differ: %s %s", udid, b.devs[0].UDID)
+	}
+	a.waitPublished(udid)
+	b.waitPublished(udid)
+	aEntry, bEntry := a.tunnels()[udid][0], b.tunnels()[udid][0]
+	post := func(method string) {
+		req, _ := http.NewRequest(method, "http://"+a.api+"/upstream", strings.NewReader(`{"url": "http://`+b.api+`/"}`))
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s /upstream: %v %v", method, resp, err)
+		}
+		resp.Body.Close()
+	}
+	post(http.MethodPost)
+	got := a.tunnels()[udid]
+	if len(got) != 2 || got[0] != aEntry || got[1] != bEntry {
+		t.Fatalf("GET / with an upstream: %+v, want [%+v %+v]", got, aEntry, bEntry)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, h, err := rsd.Dial(ctx, net.JoinHostPort(got[1].Address, strconv.Itoa(got[1].Port)), nil)
+	if err != nil || h.UDID() != udid {
+		t.Fatalf("RSD at the upstream's entry: %v", err)
+	}
+	c.Close()
+	post(http.MethodDelete)
+	if got := a.tunnels()[udid]; len(got) != 1 || got[0] != aEntry {
+		t.Fatalf("GET / after removing the upstream: %+v", got)
+	}
 }
