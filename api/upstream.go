@@ -171,7 +171,8 @@ type upstreamEntry struct {
 }
 
 // fetch reads one upstream's GET /, keeping only well-formed entries (idevice drops a whole
-// UDID over one malformed entry, so none may pass through).
+// UDID over one malformed entry, so none may pass through) and at most upstreamMaxEntries of
+// them: past the bound it returns those it kept with an error.
 func (u *upstreams) fetch(ctx context.Context, raw string, hops int) (map[string][]TunnelEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
 	defer cancel()

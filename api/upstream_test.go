@@ -145,3 +145,32 @@ func TestUpstreamLoopEnds(t *testing.T) {
 		t.Fatalf("GET / through a self-loop: %v %v", m, err)
 	}
 }
+
+// TestUpstreamEntryBound: an upstream listing more than upstreamMaxEntries tunnels contributes
+// only the first upstreamMaxEntries of them.
+func TestUpstreamEntryBound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var b strings.Builder
+		b.WriteString(`{"U":[`)
+		for i := range upstreamMaxEntries + 100 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"tunnel-address":"fd00::%x","tunnel-port":1,"interface":"i"}`, i+1)
+		}
+		b.WriteString(`]}`)
+		w.Write([]byte(b.String()))
+	}))
+	defer srv.Close()
+	f := newFake()
+	f.tunnels = nil
+	h := New(f, nil)
+	if code, body := doBody(t, h, "POST", "/upstream", `{"url": "`+srv.URL+`/"}`); code != 200 {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	_, body := doBody(t, h, "GET", "/", "")
+	var m map[string][]TunnelEntry
+	if err := json.Unmarshal([]byte(body), &m); err != nil || len(m["U"]) != upstreamMaxEntries {
+		t.Fatalf("%d entries merged (%v), want the bound %d", len(m["U"]), err, upstreamMaxEntries)
+	}
+}
