@@ -25,6 +25,8 @@ const (
 	registryPoll = 100 * time.Millisecond
 	// catalogTimeout bounds one RSD handshake that reads a device's service catalog.
 	catalogTimeout = 5 * time.Second
+	// listCatalogTimeout bounds the catalog reads GET /remotexpc/tunnels waits for.
+	listCatalogTimeout = 2 * time.Second
 )
 
 // AppiumTunnel is appium's TunnelRegistryEntry (appium lib/types.ts), in its key order.
@@ -211,11 +213,23 @@ func (g *registry) prune(live []published) {
 func (g *registry) list(w http.ResponseWriter, r *http.Request) {
 	live := publishedTunnels(g.d)
 	g.prune(live)
+	// Catalogs not read yet are read in parallel, within listCatalogTimeout: one stuck device
+	// does not hold up the list of the others (it is listed without services).
+	ctx, cancel := context.WithTimeout(r.Context(), listCatalogTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range live {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.load(ctx, p, false); err != nil {
+				g.log.Debug("appium registry: listing without catalog", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 	tunnels := make(map[string]AppiumTunnel, len(live))
 	for _, p := range live {
-		if err := g.load(r.Context(), p, false); err != nil {
-			g.log.Debug("appium registry: listing without catalog", "err", err)
-		}
 		tunnels[p.UDID] = g.entry(p)
 	}
 	appiumJSON(w, http.StatusOK, struct {

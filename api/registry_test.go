@@ -136,3 +136,28 @@ func TestAppiumRegistryOnTunneldListener(t *testing.T) {
 		t.Fatalf("foreign Host: %d", code)
 	}
 }
+
+// TestAppiumRegistryStuckCatalog: a device whose RSD endpoint never answers does not hold up
+// the list: the others are listed with their catalogs, it is listed without one.
+func TestAppiumRegistryStuckCatalog(t *testing.T) {
+	d := newTable(devA, devB)
+	cat := &fakeCatalog{}
+	stuck := func(ctx context.Context, addr string) (map[string]int, error) {
+		if addr == devB.RSDEndpoint {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return cat.read(ctx, addr)
+	}
+	_, _, body := do(t, registryHandler(d, stuck), "GET", "/remotexpc/tunnels", nil)
+	var reg struct {
+		Tunnels map[string]AppiumTunnel `json:"tunnels"`
+	}
+	if err := json.Unmarshal([]byte(body), &reg); err != nil || len(reg.Tunnels) != 2 {
+		t.Fatalf("list: %v %s", err, body)
+	}
+	if len(reg.Tunnels[devA.UDID].Services) != 2 || reg.Tunnels[devB.UDID].Services != nil {
+		t.Fatalf("catalogs: A %v, B %v; want A's two services and none for the stuck B",
+			reg.Tunnels[devA.UDID].Services, reg.Tunnels[devB.UDID].Services)
+	}
+}
