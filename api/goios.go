@@ -30,7 +30,8 @@ type GoIOSTunnel struct {
 }
 
 // NewGoIOS returns go-ios's tunnel-agent API over d: the routes `ios … --tunnel-info-port`
-// reads (tunneld-api.md §5; go-ios ios/tunnel/tunnel_api.go tunnelInfoMux).
+// reads (tunneld-api.md §5; go-ios ios/tunnel/tunnel_api.go tunnelInfoMux and its client
+// functions TunnelInfoForDevice, ListRunningTunnels, StopTunnelForDevice, at 3ebc297).
 func NewGoIOS(d Daemon, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
