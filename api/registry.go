@@ -65,8 +65,9 @@ func rsdCatalog(ctx context.Context, addr string) (map[string]int, error) {
 	return out, nil
 }
 
-// registry serves appium's tunnel registry over the daemon's published tunnels; the service
-// catalog of each tunnel is read once through its RSD endpoint and kept until the tunnel changes.
+// registry serves appium's tunnel registry (appium lib/tunnel/tunnel-registry-server.ts, 5.19.0)
+// over the daemon's published tunnels; the service catalog of each tunnel is read once through
+// its RSD endpoint and kept until the tunnel changes.
 type registry struct {
 	d       Daemon
 	log     *slog.Logger
