@@ -25,8 +25,9 @@ const (
 	registryPoll = 100 * time.Millisecond
 	// catalogTimeout bounds one RSD handshake that reads a device's service catalog.
 	catalogTimeout = 5 * time.Second
-	// listCatalogTimeout bounds the catalog reads GET /remotexpc/tunnels waits for.
-	listCatalogTimeout = 2 * time.Second
+	// quickCatalogWait is how long a request without ?waitMs= waits for a catalog being read:
+	// appium's clients give the registry 500 ms (TUNNEL_REGISTRY_HTTP_TIMEOUT_MS).
+	quickCatalogWait = 250 * time.Millisecond
 )
 
 // AppiumTunnel is appium's TunnelRegistryEntry (appium lib/types.ts), in its key order.
@@ -77,13 +78,20 @@ type registry struct {
 	cache map[string]*catalogEntry // by UDID
 }
 
-// catalogEntry is one tunnel's catalog; mu serialises reads of the same endpoint.
+// catalogEntry is one tunnel's catalog and the read in flight, if any.
 type catalogEntry struct {
 	mu       sync.Mutex
 	endpoint string    // RSD endpoint the catalog was read from
 	since    time.Time // the tunnel's publication time
 	services map[string]AppiumService
 	at       time.Time
+	loading  chan struct{} // closed when the read in flight ends; nil when none is
+	err      error         // the last read's error
+}
+
+// current reports whether c holds p's catalog; the caller holds c.mu.
+func (c *catalogEntry) current(p published) bool {
+	return c.services != nil && c.endpoint == p.RSDEndpoint && c.since.Equal(p.Since)
 }
 
 func newRegistry(d Daemon, log *slog.Logger, catalog catalogFunc) *registry {
@@ -154,7 +162,7 @@ func (g *registry) entry(p published) AppiumTunnel {
 	}
 	if c := g.cached(p); c != nil {
 		c.mu.Lock()
-		if c.services != nil && c.endpoint == p.RSDEndpoint && c.since.Equal(p.Since) {
+		if c.current(p) {
 			e.Services, e.CatalogUpdatedAt, e.LastUpdated = c.services, c.at.UnixMilli(), c.at.UnixMilli()
 		}
 		c.mu.Unlock()
@@ -168,8 +176,10 @@ func (g *registry) cached(p published) *catalogEntry {
 	return g.cache[p.UDID]
 }
 
-// load reads p's catalog unless a current one is cached (or force is set).
-func (g *registry) load(ctx context.Context, p published, force bool) error {
+// start begins reading p's catalog, unless a current one is cached (and !force) or a read is
+// already in flight; it returns a channel closed when that read ends, or nil. The read runs
+// on its own bounded context, not the request's: a client giving up does not waste it.
+func (g *registry) start(p published, force bool) <-chan struct{} {
 	g.mu.Lock()
 	c := g.cache[p.UDID]
 	if c == nil {
@@ -179,20 +189,51 @@ func (g *registry) load(ctx context.Context, p published, force bool) error {
 	g.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !force && c.services != nil && c.endpoint == p.RSDEndpoint && c.since.Equal(p.Since) {
+	if c.loading != nil {
+		return c.loading
+	}
+	if !force && c.current(p) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, catalogTimeout)
-	defer cancel()
-	cat, err := g.catalog(ctx, p.RSDEndpoint)
-	if err != nil {
-		return fmt.Errorf("appium registry: reading the service catalog of %s at %s: %w", p.UDID, p.RSDEndpoint, err)
+	done := make(chan struct{})
+	c.loading = done
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
+		defer cancel()
+		cat, err := g.catalog(ctx, p.RSDEndpoint)
+		services := make(map[string]AppiumService, len(cat))
+		for name, port := range cat {
+			services[name] = AppiumService{Port: strconv.Itoa(port)}
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.loading, c.err = nil, err
+		if err == nil {
+			c.endpoint, c.since, c.services, c.at = p.RSDEndpoint, p.Since, services, time.Now()
+		}
+	}()
+	return done
+}
+
+// load waits until ctx ends for p's catalog (a fresh read when force is set).
+func (g *registry) load(ctx context.Context, p published, force bool) error {
+	if done := g.start(p, force); done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("appium registry: reading the service catalog of %s at %s: %w", p.UDID, p.RSDEndpoint, ctx.Err())
+		}
 	}
-	services := make(map[string]AppiumService, len(cat))
-	for name, port := range cat {
-		services[name] = AppiumService{Port: strconv.Itoa(port)}
+	c := g.cached(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil && (force || !c.current(p)) {
+		return fmt.Errorf("appium registry: reading the service catalog of %s at %s: %w", p.UDID, p.RSDEndpoint, c.err)
 	}
-	c.endpoint, c.since, c.services, c.at = p.RSDEndpoint, p.Since, services, time.Now()
+	if !c.current(p) {
+		return fmt.Errorf("appium registry: no service catalog for %s at %s yet", p.UDID, p.RSDEndpoint)
+	}
 	return nil
 }
 
@@ -214,21 +255,11 @@ func (g *registry) prune(live []published) {
 func (g *registry) list(w http.ResponseWriter, r *http.Request) {
 	live := publishedTunnels(g.d)
 	g.prune(live)
-	// Catalogs not read yet are read in parallel, within listCatalogTimeout: one stuck device
-	// does not hold up the list of the others (it is listed without services).
-	ctx, cancel := context.WithTimeout(r.Context(), listCatalogTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
+	// The list answers from memory, as appium's own registry does; catalogs not read yet are
+	// read in the background (one read per tunnel at a time) and listed once they are in.
 	for _, p := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.load(ctx, p, false); err != nil {
-				g.log.Debug("appium registry: listing without catalog", "err", err)
-			}
-		}()
+		g.start(p, false)
 	}
-	wg.Wait()
 	tunnels := make(map[string]AppiumTunnel, len(live))
 	for _, p := range live {
 		tunnels[p.UDID] = g.entry(p)
@@ -252,9 +283,11 @@ func (g *registry) byDeviceID(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, p := range publishedTunnels(g.d) {
 		if p.DeviceID == id && id != 0 {
-			if err := g.load(r.Context(), p, false); err != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), quickCatalogWait)
+			if err := g.load(ctx, p, false); err != nil {
 				g.log.Debug("appium registry: entry without catalog", "err", err)
 			}
+			cancel()
 			appiumJSON(w, http.StatusOK, g.entry(p))
 			return
 		}
@@ -285,11 +318,14 @@ func (g *registry) byUDID(w http.ResponseWriter, r *http.Request) {
 		appiumJSON(w, http.StatusBadRequest, map[string]any{"error": "Invalid waitMs query parameter"})
 		return
 	}
+	if wait < quickCatalogWait {
+		wait = quickCatalogWait // a catalog being read may still make it
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	for {
 		if p, ok := findPublished(g.d, udid); ok {
-			err := g.load(r.Context(), p, false)
+			err := g.load(ctx, p, false)
 			if e := g.entry(p); err == nil && len(e.Services) > 0 {
 				appiumJSON(w, http.StatusOK, e)
 				return
@@ -297,14 +333,14 @@ func (g *registry) byUDID(w http.ResponseWriter, r *http.Request) {
 				g.log.Debug("appium registry: tunnel not ready", "err", err)
 			}
 		}
-		if wait <= 0 {
-			appiumJSON(w, http.StatusNotFound, map[string]any{"error": "Tunnel not found for UDID: " + udid})
-			return
-		}
 		select {
 		case <-time.After(registryPoll):
 		case <-ctx.Done():
-			appiumJSON(w, http.StatusRequestTimeout, map[string]any{"status": "NOT_READY"})
+			if waitMs, _ := parseWaitMs(r); waitMs <= 0 {
+				appiumJSON(w, http.StatusNotFound, map[string]any{"error": "Tunnel not found for UDID: " + udid})
+			} else {
+				appiumJSON(w, http.StatusRequestTimeout, map[string]any{"status": "NOT_READY"})
+			}
 			return
 		}
 	}

@@ -56,6 +56,8 @@ func TestAppiumRegistryRoutes(t *testing.T) {
 		code         int
 		body         string
 	}{
+		// The first request reads the catalog (the list answers from memory, as appium's does).
+		{"GET", "/remotexpc/tunnels/00008110-001A2B3C3C01801E?waitMs=10000", 200, `{"status":"OK",` + entryA[1:]},
 		{"GET", "/remotexpc/tunnels", 200, `{"status":"OK","tunnels":{"00008110-001A2B3C3C01801E":` + entryA + `},"metadata":{"lastUpdated":"ISO","totalTunnels":1,"activeTunnels":1}}`},
 		{"GET", "/remotexpc/tunnels/metadata", 200, `{"status":"OK","lastUpdated":"ISO","totalTunnels":1,"activeTunnels":1}`},
 		{"GET", "/remotexpc/tunnels/00008110-001A2B3C3C01801E", 200, `{"status":"OK",` + entryA[1:]},
@@ -138,7 +140,8 @@ func TestAppiumRegistryOnTunneldListener(t *testing.T) {
 }
 
 // TestAppiumRegistryStuckCatalog: a device whose RSD endpoint never answers does not hold up
-// the list: the others are listed with their catalogs, it is listed without one.
+// the list (appium's clients wait 500 ms): the others are listed with their catalogs, it is
+// listed without one.
 func TestAppiumRegistryStuckCatalog(t *testing.T) {
 	d := newTable(devA, devB)
 	cat := &fakeCatalog{}
@@ -149,7 +152,11 @@ func TestAppiumRegistryStuckCatalog(t *testing.T) {
 		}
 		return cat.read(ctx, addr)
 	}
-	_, _, body := do(t, registryHandler(d, stuck), "GET", "/remotexpc/tunnels", nil)
+	h := registryHandler(d, stuck)
+	if code, _, _ := do(t, h, "GET", "/remotexpc/tunnels/"+devA.UDID+"?waitMs=10000", nil); code != 200 {
+		t.Fatalf("A: %d", code)
+	}
+	_, _, body := do(t, h, "GET", "/remotexpc/tunnels", nil)
 	var reg struct {
 		Tunnels map[string]AppiumTunnel `json:"tunnels"`
 	}
