@@ -2,20 +2,28 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/iosmux/iosmux/tunnel"
 )
 
 // Ping is the default liveness probe: the tunnel's own Ping (an ICMPv6 echo to the device's
-// tunnel address) when it has one, else a TCP connect to the RSD port that is closed at once
-// (no RemoteXPC, no handshake: no RSD peer on the device).
+// tunnel address) when it has one and may send it, else a TCP connect to the RSD port that is
+// closed at once (no RemoteXPC, no handshake: no RSD peer on the device). A kernel tunnel
+// without CAP_NET_RAW (iosmuxd with CAP_NET_ADMIN alone) cannot open the raw ICMPv6 socket, so
+// it takes the TCP connect.
 func Ping(ctx context.Context, t Tunnel) error {
 	if p, ok := t.(Pinger); ok {
-		if err := p.Ping(ctx); err != nil {
+		err := p.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, tunnel.ErrPingNotPermitted) {
 			return fmt.Errorf("liveness: %w", err)
 		}
-		return nil
 	}
 	nc, err := t.Dial(ctx, "tcp", rsdAddr(t))
 	if err != nil {

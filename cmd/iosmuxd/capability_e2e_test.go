@@ -147,7 +147,7 @@ func TestKernelBackendWithNetAdminOnly(t *testing.T) {
 	const port = 49151
 	cmd := s.command("+net_admin", "--usbmux", "unix:"+sock, "--backend", "kernel", "--state-dir", state,
 		"--api", "127.0.0.1:"+strconv.Itoa(port), "--liveness", "1s")
-	var logs bytes.Buffer
+	var logs peertest.LogBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
