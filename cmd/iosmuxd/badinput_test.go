@@ -148,12 +148,7 @@ func TestImportRefusesEmptyRecord(t *testing.T) {
 // UDID is refused unless --udid names the device.
 func TestImportRefusesFileNameAsUDID(t *testing.T) {
 	dir := t.TempDir()
-	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
-	defer u.Close()
-	sock := filepath.Join(dir, "usbmuxd")
-	if _, err := u.ListenUnix(sock); err != nil {
-		t.Fatal(err)
-	}
+	u, sock := unixUsbmuxd(t, dir)
 	d := sim.NewDevice(profile.Default(), "import", nil)
 	u.Plug(d)
 	var out, errb bytes.Buffer
@@ -183,12 +178,7 @@ func TestImportRefusesFileNameAsUDID(t *testing.T) {
 // pymobiledevice3 and go-ios users have reaches the usbmuxd.
 func TestUsbmuxAddressForms(t *testing.T) {
 	dir := t.TempDir()
-	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
-	defer u.Close()
-	sock := filepath.Join(dir, "usbmuxd")
-	if _, err := u.ListenUnix(sock); err != nil {
-		t.Fatal(err)
-	}
+	u, sock := unixUsbmuxd(t, dir)
 	ta, err := u.ListenTCP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,12 +16,7 @@ import (
 // record is kept 0600 in a 0700 directory, then imports that file into another store.
 func TestPairAndImportCommands(t *testing.T) {
 	dir := t.TempDir()
-	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
-	defer u.Close()
-	sock := filepath.Join(dir, "usbmuxd")
-	if _, err := u.ListenUnix(sock); err != nil {
-		t.Fatal(err)
-	}
+	u, sock := unixUsbmuxd(t, dir)
 	d := sim.NewDevice(profile.Default(), "cli", nil)
 	u.Plug(d)
 	state := filepath.Join(dir, "state")
@@ -87,12 +82,7 @@ func TestHelpAndBadFlags(t *testing.T) {
 // TestPairOnePhoneListedTwice: a phone listed as USB and Network is one device to `pair`.
 func TestPairOnePhoneListedTwice(t *testing.T) {
 	dir := t.TempDir()
-	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
-	defer u.Close()
-	sock := filepath.Join(dir, "usbmuxd")
-	if _, err := u.ListenUnix(sock); err != nil {
-		t.Fatal(err)
-	}
+	u, sock := unixUsbmuxd(t, dir)
 	d := sim.NewDevice(profile.Default(), "twice", nil)
 	u.Plug(d)
 	u.PlugVia(d, sim.ConnectionTypeNetwork)
@@ -103,4 +93,16 @@ func TestPairOnePhoneListedTwice(t *testing.T) {
 	if len(d.PairedHostIDs()) != 1 {
 		t.Fatal("not paired")
 	}
+}
+
+// unixUsbmuxd serves a simulated usbmuxd on a socket in dir for the test's lifetime.
+func unixUsbmuxd(t *testing.T, dir string) (*sim.Usbmuxd, string) {
+	t.Helper()
+	u := sim.NewUsbmuxd(context.Background(), sim.UsbmuxdOptions{})
+	t.Cleanup(u.Close)
+	sock := filepath.Join(dir, "usbmuxd")
+	if _, err := u.ListenUnix(sock); err != nil {
+		t.Fatal(err)
+	}
+	return u, sock
 }
