@@ -231,18 +231,10 @@ func readRSD(t *testing.T, host string, port int) *rsd.Handshake {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	c, h, err := rsd.Dial(ctx, net.JoinHostPort(host, strconv.Itoa(port)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	h, err := rsd.ReadHandshake(ctx, c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.Close()
 	return h
 }

@@ -98,11 +98,7 @@ func serveTunnelService(t *testing.T, dev *simDevice) string {
 func dialTunnelService(t *testing.T, addr string) *XPCTransport {
 	t.Helper()
 	ctx := ctx10(t)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, addr, rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,14 +166,20 @@ func ReadHandshake(ctx context.Context, c *Conn, hostUUID *xpc.UUID) (*Handshake
 	}
 }
 
-// Dial connects to an RSD endpoint and reads its handshake; the connection stays open.
-func Dial(ctx context.Context, addr string, hostUUID *xpc.UUID) (*Conn, *Handshake, error) {
+// DialClient connects to a RemoteXPC endpoint (an RSD port or a service) over TCP and runs
+// the client setup.
+func DialClient(ctx context.Context, addr string, opts Options) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rsd: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("rsd: dial %s: %w", addr, err)
 	}
-	c, err := Client(ctx, nc, Options{})
+	return Client(ctx, nc, opts)
+}
+
+// Dial connects to an RSD endpoint and reads its handshake; the connection stays open.
+func Dial(ctx context.Context, addr string, hostUUID *xpc.UUID) (*Conn, *Handshake, error) {
+	c, err := DialClient(ctx, addr, Options{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,13 +26,9 @@ func TestShimClientOrderMatrix(t *testing.T) {
 func deviceInfo(t *testing.T, s *Shim) (*rsd.Conn, func() error) {
 	t.Helper()
 	p, _ := s.ServicePort("com.apple.coredevice.deviceinfo")
-	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,13 +104,9 @@ func TestServicesRelayed(t *testing.T) {
 
 	// A RemoteXPC service: h2c bytes pass through unchanged.
 	p, _ = s.ServicePort("com.apple.coredevice.deviceinfo")
-	xc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := rsd.Client(ctx, xc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,12 +43,8 @@ func BenchmarkRequestReply(b *testing.B) {
 	}
 	defer r.Close()
 	p, _ := r.Port("com.apple.coredevice.deviceinfo")
-	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), rsd.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -48,11 +48,7 @@ func controlChannel(t *testing.T, addr string, id pairing.Identity) *pairing.Hos
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
 	defer cancel()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, addr, rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,11 +163,7 @@ func TestRemotePairingTrustNever(t *testing.T) {
 	addr := untrustedRSD(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
 	defer cancel()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, addr, rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

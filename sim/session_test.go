@@ -43,13 +43,9 @@ func hostClient(t *testing.T, r *RSD, u xpc.UUID) *rsd.Conn {
 func deviceInfoConn(t *testing.T, r *RSD) *rsd.Conn {
 	t.Helper()
 	p, _ := r.Port("com.apple.coredevice.deviceinfo")
-	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

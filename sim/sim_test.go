@@ -143,11 +143,7 @@ func TestDeviceInfoService(t *testing.T) {
 	p, _ := r.Port("com.apple.coredevice.deviceinfo")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rsd.Client(ctx, nc, rsd.Options{})
+	c, err := rsd.DialClient(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), rsd.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
