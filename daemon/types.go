@@ -16,7 +16,8 @@ type Device struct {
 	DeviceID       int    // usbmuxd's id, 0 for hand-given devices
 	ConnectionType string // "USB", "Network", ...
 	Source         string // which source saw it
-	RSDAddr        string // IP:PORT of an RSD endpoint given by hand; "" for usbmuxd devices
+	RSDAddr        string // IP:PORT (IPv6 link-local with %zone) of an RSD endpoint: trusted, or untrusted (RemotePairing over its tunnel service); "" for usbmuxd devices
+	PairingAddr    string // IP:PORT of an RPPairing network port (_remotepairing._tcp, Wi-Fi); "" if none
 	ProductID      int
 }
 
