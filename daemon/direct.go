@@ -70,11 +70,23 @@ func OpenAddress(ctx context.Context, dev Device, stage func(string)) (Tunnel, I
 	return t, Info{}, nil
 }
 
-// Openers picks the opener: devices with a hand-given RSD address are used directly,
+// Openers picks the opener: a device at an RPPairing port, or whose RSD endpoint is untrusted,
+// goes to remote (RemotePairing; nil: not served); a trusted RSD endpoint is used directly;
 // everything else goes to usbmux.
-func Openers(usbmux Opener) Opener {
+func Openers(usbmux, remote Opener) Opener {
 	return func(ctx context.Context, dev Device, stage func(string)) (Tunnel, Info, error) {
-		if dev.RSDAddr != "" {
+		switch {
+		case dev.PairingAddr != "" && remote == nil:
+			return nil, Info{}, errors.New("remotepairing: not enabled")
+		case dev.PairingAddr != "":
+			return remote(ctx, dev, stage)
+		case dev.RSDAddr != "" && remote != nil:
+			t, info, err := remote(ctx, dev, stage)
+			if !errors.Is(err, ErrNotUntrusted) {
+				return t, info, err
+			}
+			return OpenAddress(ctx, dev, stage)
+		case dev.RSDAddr != "":
 			return OpenAddress(ctx, dev, stage)
 		}
 		return usbmux(ctx, dev, stage)

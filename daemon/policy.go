@@ -18,9 +18,12 @@ const StagePairing = "pairing"
 var ErrNeedsPairing = errors.New("the device needs pairing")
 
 // pathRank orders paths: the lowest carries the tunnel. USB first (fast, always trusted),
-// then usbmuxd's Network entry (the same phone over Wi-Fi), then a hand-given RSD address.
+// then usbmuxd's Network entry (the same phone over Wi-Fi), then an RSD address (given by hand,
+// or the USB network interface), then an RPPairing port (Wi-Fi).
 func pathRank(p Device) int {
 	switch {
+	case p.PairingAddr != "":
+		return 3
 	case p.RSDAddr != "":
 		return 2
 	case p.ConnectionType == "" || p.ConnectionType == "USB":

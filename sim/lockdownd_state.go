@@ -157,9 +157,20 @@ func (d *Device) Unpair(hostID string) bool {
 	return ok
 }
 
-// ForgetHosts forgets every paired host, as erasing the phone or "Reset Location & Privacy"
-// does; it returns how many there were. The next session of any host fails with InvalidHostID.
+// ForgetHosts forgets every paired host, lockdown and RemotePairing, as erasing the phone or
+// "Reset Location & Privacy" does; it returns how many there were. The next session of any host
+// fails with InvalidHostID, and its next pair-verify fails.
 func (d *Device) ForgetHosts() int {
+	rp := d.remotePairingState()
+	rp.mu.Lock()
+	n := len(rp.hosts)
+	clear(rp.hosts)
+	rp.mu.Unlock()
+	return n + d.forgetLockdownHosts()
+}
+
+// forgetLockdownHosts forgets lockdown's paired hosts and returns how many there were.
+func (d *Device) forgetLockdownHosts() int {
 	st := d.lockdownd()
 	st.mu.Lock()
 	defer st.mu.Unlock()

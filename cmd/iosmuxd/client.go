@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/daemon"
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/pairrecord"
 )
@@ -67,14 +69,17 @@ func list(args []string, stdout, stderr io.Writer, path string) int {
 	return 0
 }
 
-// pair pairs with a device through usbmuxd and keeps the record in iosmux's store.
+// pair pairs with a device (lockdown through usbmuxd, or RemotePairing at an address) and
+// keeps the record in iosmux's store.
 func pair(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
 	udid := fs.String("udid", "", "the device's `UDID` (default: the only device attached)")
 	usbmux := fs.String("usbmux", "", "usbmuxd `ADDR` (unix:PATH or tcp:HOST:PORT)")
+	device := fs.String("device", "", "RemotePairing: the device's untrusted RSD at `HOST:PORT` (USB network interface, port 58783) instead of usbmuxd")
+	remote := fs.String("remotepairing", "", "RemotePairing: the device's RPPairing port at `HOST:PORT` (Wi-Fi) instead of usbmuxd")
 	stateDir := fs.String("state-dir", "", "iosmux's pair-record `DIR`")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for Trust on the device")
-	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR]", stderr); stop {
+	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR | --device HOST:PORT | --remotepairing HOST:PORT]", stderr); stop {
 		return code
 	}
 	if *timeout <= 0 {
@@ -83,6 +88,9 @@ func pair(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if *device != "" || *remote != "" {
+		return pairRemote(ctx, daemon.Device{UDID: *udid, RSDAddr: *device, PairingAddr: *remote}, *stateDir, *timeout, stdout, stderr)
+	}
 	mux, err := lockdown.NewMux(*usbmux)
 	if err != nil {
 		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
@@ -108,6 +116,37 @@ func pair(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "paired %s; record kept in %s\n", dev.UDID, store.Dir())
+	return 0
+}
+
+// pairRemote pairs over RemotePairing with the device at dev's address.
+func pairRemote(ctx context.Context, dev daemon.Device, stateDir string, timeout time.Duration, stdout, stderr io.Writer) int {
+	if dev.RSDAddr != "" && dev.PairingAddr != "" {
+		fmt.Fprintln(stderr, "iosmuxd pair: give one of --device and --remotepairing")
+		return 2
+	}
+	for _, a := range []string{dev.RSDAddr, dev.PairingAddr} {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+			fmt.Fprintf(stderr, "iosmuxd pair: %q: want HOST:PORT\n", a)
+			return 2
+		}
+	}
+	store, err := openStore(stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
+		return 1
+	}
+	r := &daemon.RemotePairing{Store: store, Pair: true, PairTimeout: timeout}
+	udid, err := r.PairDevice(ctx, dev, func(stage string) {
+		if strings.HasPrefix(stage, daemon.StagePairing) {
+			fmt.Fprintf(stderr, "%s\n", strings.TrimPrefix(stage, daemon.StagePairing+": "))
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "paired %s over RemotePairing; record kept in %s\n", udid, store.Dir())
 	return 0
 }
 

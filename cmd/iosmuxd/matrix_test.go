@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/iosmux/iosmux/rsd/rsdtest"
@@ -34,37 +30,7 @@ func init() {
 
 // TestOrderMatrixAgainstSimulate runs the client-order matrix against `iosmuxd simulate --rsd`.
 func TestOrderMatrixAgainstSimulate(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "simulate", "--rsd", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("simulate log:\n%s", logs.String())
-		}
-	}()
-	var udid, addr string
-	sc := bufio.NewScanner(out)
-	for addr == "" && sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "udid "); ok {
-			udid = v
-		}
-		if v, ok := strings.CutPrefix(sc.Text(), "rsd "); ok {
-			addr = v
-		}
-	}
-	if addr == "" || udid == "" {
-		t.Fatalf("simulate printed no udid/rsd lines")
-	}
+	addr := startSimulate(t, []string{"udid", "rsd"}, "--rsd", "127.0.0.1:0")["rsd"]
 	if err := rsdtest.Matrix(addr, matrixRuns, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 // serveFlags are the daemon's flags.
 type serveFlags struct {
 	api, usbmux, stateDir, backend, shim, profile, probe string
-	goiosAPI                                             string
+	goiosAPI, protocol                                   string
 	udids, upstreamHosts                                 []string
 	simulate, noPair, noUsbmux, coalesce                 bool
 	devicesByHand                                        []string
@@ -69,6 +69,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.BoolVar(&f.noPair, "no-pair", false, "never pair on its own; devices without a pair record they accept wait in 'needs pairing'")
 	fs.IntVar(&f.mtu, "mtu", tunnel.DefaultRequestMTU, "MTU to request in the CDTunnel handshake")
 	fs.BoolVar(&f.coalesce, "coalesce", false, "let several packets to the device share one TLS record and write (faster; off because pymobiledevice3 measured USB CoreDeviceProxy breaking with it, which is unconfirmed)")
+	fs.StringVar(&f.protocol, "protocol", daemon.ProtocolTCP, "RemotePairing tunnel transport (devices reached by an untrusted RSD or Wi-Fi): tcp (TLS-PSK, every iOS 17+) or quic (iOS 17.0-18.1 only)")
 	fs.IntVar(&f.mtuClamp, "mtu-clamp", tunnel.CoreDeviceProxyDropAbove, "cap the tunnel MTU (USB CoreDeviceProxy drops larger host-to-device packets); 0 = off")
 	fs.DurationVar(&f.liveness, "liveness", daemon.DefaultLivenessInterval, "how often a published tunnel is probed")
 	fs.DurationVar(&f.livenessTimeout, "liveness-timeout", daemon.DefaultLivenessTimeout, "how long one probe may take; two failed probes in a row rebuild the tunnel")
@@ -155,6 +156,9 @@ func (f *serveFlags) resolve() (setup, error) {
 	}
 	if f.mtu < tunnel.MinMTU || f.mtu > 0xffff {
 		return s, fmt.Errorf("--mtu %d: want %d to 65535", f.mtu, tunnel.MinMTU)
+	}
+	if f.protocol != daemon.ProtocolTCP && f.protocol != daemon.ProtocolQUIC {
+		return s, fmt.Errorf("--protocol %q: want tcp or quic", f.protocol)
 	}
 	if f.mtuClamp != 0 && (f.mtuClamp < tunnel.MinMTU || f.mtuClamp > 0xffff) {
 		return s, fmt.Errorf("--mtu-clamp %d: want 0 (off) or %d to 65535", f.mtuClamp, tunnel.MinMTU)
@@ -288,7 +292,10 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	if f.simulate {
 		opener.Imports = nil // the virtual devices are unknown to the host's other tools
 	}
-	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open), Sources: sources, Log: log,
+	// MTUClamp is CoreDeviceProxy's USB drop (tunnel.md §6), not a RemotePairing limit.
+	remote := &daemon.RemotePairing{Store: store, ImportPymobiledevice3: !f.simulate, Pair: !f.noPair,
+		Protocol: f.protocol, Backend: s.backend, RequestMTU: f.mtu, Log: log}
+	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open, remote.Open), Sources: sources, Log: log,
 		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: readBuildInfo().short()})
 	// The manager first, the API once it is ready: no request sees a half-started daemon.
 	runErr := make(chan error, 1)

@@ -39,9 +39,10 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	trust := fs.String("trust", "accept", "how the phones answer pairing: accept, after-prompt, deny, never, locked")
 	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
+	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT) [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT | --remotepairing HOST:PORT) [flags]\n\n"+
 			"Runs virtual iPhones and prints each endpoint as a 'NAME ADDRESS' line on stdout.\n"+
 			"Stops cleanly on SIGINT or SIGTERM.\n\n"+controlUsage+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -56,9 +57,14 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "iosmuxd simulate: "+format+"\n", a...)
 		return 2
 	}
-	if (*rsdAddr == "") == (*usbmuxd == "") {
+	if *rsdAddr != "" && *usbmuxd != "" || *rsdAddr == "" && *usbmuxd == "" && *remotePairing == "" {
 		fs.Usage()
-		return fail("give exactly one of --rsd and --usbmuxd")
+		return fail("give one of --rsd and --usbmuxd, or --remotepairing")
+	}
+	if *remotePairing != "" {
+		if _, err := splitListenAddr(*remotePairing); err != nil {
+			return fail("--remotepairing %q: want HOST:PORT", *remotePairing)
+		}
 	}
 	p, err := profile.ByName(*prof)
 	if err != nil {
@@ -99,8 +105,28 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		return d
 	}
+	first := newDevice(0)
+	if *remotePairing != "" {
+		ln, err := net.Listen("tcp", *remotePairing)
+		if err != nil {
+			log.Error("simulator failed to start", "stage", "remotepairing listen", "err", err)
+			return 1
+		}
+		go func() {
+			if err := first.ServeRemotePairing(ctx, ln); err != nil {
+				log.Error("remotepairing port failed", "err", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "remotepairing %s\n", ln.Addr())
+		if *rsdAddr == "" && *usbmuxd == "" {
+			fmt.Fprintf(stdout, "udid %s\n", first.UDID)
+			<-ctx.Done()
+			log.Info("stopping simulator")
+			return 0
+		}
+	}
 	if *rsdAddr != "" {
-		return simulateRSD(ctx, *rsdAddr, newDevice(0), *untrusted, stdout, stderr, log)
+		return simulateRSD(ctx, *rsdAddr, first, *untrusted, stdout, stderr, log)
 	}
 	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log})
 	defer u.Close()
@@ -119,7 +145,10 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	}
 	var devs []*sim.Device
 	for i := range *devices {
-		d := newDevice(i)
+		d := first
+		if i > 0 {
+			d = newDevice(i)
+		}
 		devs = append(devs, d)
 		u.Plug(d)
 		if *network {
@@ -150,11 +179,24 @@ func simSeed(i int, first string) string {
 	return fmt.Sprintf("device-%d", i)
 }
 
+// splitListenAddr checks a HOST:PORT to listen on (port 0 picks one) and returns the port.
+func splitListenAddr(addr string) (int, error) {
+	_, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return 0, fmt.Errorf("port %q", portStr)
+	}
+	return port, nil
+}
+
 // simulateRSD serves one device's RSD endpoint directly on addr.
 func simulateRSD(ctx context.Context, addr string, dev *sim.Device, untrusted bool, stdout, stderr io.Writer, log *slog.Logger) int {
-	host, portStr, err := net.SplitHostPort(addr)
-	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || port < 0 || port > 65535 {
+	host, _, _ := net.SplitHostPort(addr)
+	port, err := splitListenAddr(addr)
+	if err != nil {
 		fmt.Fprintf(stderr, "iosmuxd simulate: --rsd %q: want HOST:PORT\n", addr)
 		return 2
 	}
