@@ -19,7 +19,7 @@ import (
 
 // untrustedDevice serves a fresh simulated device's untrusted RSD on loopback and returns the
 // device and its path.
-func untrustedDevice(t *testing.T, name string) (*sim.Device, Device) {
+func untrustedDevice(t testing.TB, name string) (*sim.Device, Device) {
 	t.Helper()
 	d := sim.NewDevice(profile.Default(), name, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,7 +31,7 @@ func untrustedDevice(t *testing.T, name string) (*sim.Device, Device) {
 	return d, Device{UDID: d.UDID, RSDAddr: r.Addr().String(), ConnectionType: "USB", Source: "test"}
 }
 
-func remotePairing(t *testing.T, dir string, pair bool) *RemotePairing {
+func remotePairing(t testing.TB, dir string, pair bool) *RemotePairing {
 	t.Helper()
 	st, err := pairrecord.OpenStore(dir)
 	if err != nil {
