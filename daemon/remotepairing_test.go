@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,4 +181,32 @@ func TestRemotePairingTrustedRSDNotPaired(t *testing.T) {
 		t.Fatalf("Openers: %v", err)
 	}
 	tun.Close()
+}
+
+// TestRemotePairingNetworkPort: a device reached by its RPPairing port (Wi-Fi) is paired there
+// when it has no record, then pair-verified and tunnelled; its tunnel carries the device's RSD.
+func TestRemotePairingNetworkPort(t *testing.T) {
+	d := sim.NewDevice(profile.Default(), "rp-wifi", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go d.ServeRemotePairing(ctx, ln)
+	dev := Device{UDID: d.UDID, PairingAddr: ln.Addr().String(), ConnectionType: "Network"}
+	r := remotePairing(t, t.TempDir(), true)
+	tun, info, stages, err := open(t, r, dev)
+	if err != nil || !prompted(stages) || info.UDID != d.UDID {
+		t.Fatalf("first open: err %v stages %v info %+v", err, stages, info)
+	}
+	tun.Close()
+	d.SetTrust(sim.TrustDeny)
+	tun, _, stages, err = open(t, r, dev)
+	if err != nil || prompted(stages) {
+		t.Fatalf("second open: err %v stages %v", err, stages)
+	}
+	if err := checkRSD(ctx, tun); err != nil {
+		t.Fatal(err)
+	}
 }
