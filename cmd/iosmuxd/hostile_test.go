@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,9 +83,13 @@ func TestPlistBombPairRecords(t *testing.T) {
 }
 
 // TestIdleAPIConnectionsLeaveShimsServing: a daemon limited to 1024 file descriptors gets
-// 3 000 keep-alive connections on its API that each ask once and then sit idle; the API
+// 20 000 keep-alive connections (the number) on its API that each ask once and then sit idle; the API
 // closes the idle ones past its cap, so the device's shim still accepts and answers RSD, and
 // the API still answers. (Before the cap, the idle connections held every descriptor for good.)
+// idleAPIConns is how many idle connections TestIdleAPIConnectionsLeaveShimsServing opens:
+// about twenty times the daemon's descriptor limit.
+const idleAPIConns = 20000
+
 func TestIdleAPIConnectionsLeaveShimsServing(t *testing.T) {
 	peertest.Tool(t, "prlimit")
 	cmd := exec.Command("prlimit", "--nofile=1024:1024", "--", os.Args[0], "--simulate", "--backend", "userspace",
@@ -133,8 +138,9 @@ func TestIdleAPIConnectionsLeaveShimsServing(t *testing.T) {
 			c.Close()
 		}
 	}()
+	n := clientFDs(t, idleAPIConns)
 	// Each asks once with keep-alive and then sits idle, as a leaky client pool would.
-	for range 3000 {
+	for range n {
 		c, err := net.Dial("tcp", apiAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -146,13 +152,36 @@ func TestIdleAPIConnectionsLeaveShimsServing(t *testing.T) {
 	defer cancel()
 	c, h, err := rsd.Dial(ctx, net.JoinHostPort(entry.Address, strconv.Itoa(entry.Port)), nil)
 	if err != nil {
-		t.Fatalf("shim after 3000 idle API connections: %v", err)
+		t.Fatalf("shim after %d idle API connections: %v", n, err)
 	}
 	c.Close()
 	if len(h.Services) == 0 {
 		t.Fatal("empty handshake")
 	}
 	if _, err := list(); err != nil {
-		t.Fatalf("API after 3000 idle connections: %v", err)
+		t.Fatalf("API after %d idle connections: %v", n, err)
 	}
+}
+
+// clientFDs raises this test process's descriptor limit so it can hold n connections (root may
+// raise the hard limit) and returns how many it may open: n, or fewer (logged) when it cannot.
+func clientFDs(t *testing.T, n int) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(n + 1024)
+	if lim.Cur < want {
+		raised := syscall.Rlimit{Cur: want, Max: max(lim.Max, want)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+			t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+			return n
+		}
+		if lim.Cur < 2048 {
+			t.Fatalf("descriptor limit %d is too low for this test", lim.Cur)
+		}
+		t.Logf("descriptor limit %d: opening %d connections instead of %d", lim.Cur, lim.Cur-1024, n)
+		return int(lim.Cur - 1024)
+	}
+	return n
 }
