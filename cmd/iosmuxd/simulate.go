@@ -40,6 +40,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
+	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT | --remotepairing HOST:PORT) [flags]\n\n"+
@@ -74,6 +75,11 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail("--trust %q: want accept, after-prompt, deny, never or locked", *trust)
 	}
+	if *pin != "" {
+		if err := sim.ValidPIN(*pin); err != nil {
+			return fail("--pin: %v", err)
+		}
+	}
 	if *devices < 1 {
 		return fail("--devices %d: want at least 1", *devices)
 	}
@@ -106,6 +112,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		return d
 	}
 	first := newDevice(0)
+	first.SetRemotePairingPIN(*pin) // checked above
 	if *remotePairing != "" {
 		ln, err := net.Listen("tcp", *remotePairing)
 		if err != nil {

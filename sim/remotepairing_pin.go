@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/iosmux/iosmux/pairing"
+)
+
+// PIN lengths the simulator accepts: every client known uses 6 digits (pairing.md §7.1, Apple TV
+// PIN length UNCONFIRMED), so allow a little either side.
+const (
+	minPINLen = 4
+	maxPINLen = 8
+)
+
+// ValidPIN reports whether pin can be a pairing PIN: 4 to 8 ASCII digits.
+func ValidPIN(pin string) error {
+	if len(pin) < minPINLen || len(pin) > maxPINLen {
+		return fmt.Errorf("sim: PIN must be %d to %d digits, got %d characters", minPINLen, maxPINLen, len(pin))
+	}
+	for _, c := range []byte(pin) {
+		if c < '0' || c > '9' {
+			return fmt.Errorf("sim: PIN must be digits only")
+		}
+	}
+	return nil
+}
+
+// SetRemotePairingPIN makes RemotePairing pair-setup (RPPairing port and tunnel service) work as
+// on tvOS: the device "shows" pin, the SRP password is pin, and M1 is answered with M2 at once,
+// without the awaitingUserConsent event (pairing.md §7.2). "" restores the iPhone's Trust prompt
+// and fixed password. The TrustMode still applies: deny or locked is the user cancelling the PIN
+// screen (pairingRejectedWithError), never leaves it up.
+func (d *Device) SetRemotePairingPIN(pin string) error {
+	if pin != "" {
+		if err := ValidPIN(pin); err != nil {
+			return err
+		}
+	}
+	st := d.remotePairingState()
+	st.mu.Lock()
+	st.pin = pin
+	st.mu.Unlock()
+	return nil
+}
+
+// RemotePairingPIN is the PIN set by SetRemotePairingPIN ("" when pairing uses the Trust prompt).
+func (d *Device) RemotePairingPIN() string {
+	st := d.remotePairingState()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.pin
+}
+
+// withPairingUI adds what the device's screen does to cfg: refusals are logged, and with a PIN
+// set pair-setup is PIN pairing and the handshake says allowsPinlessPairing false (as an Apple
+// TV's is taken to; UNCONFIRMED).
+func (d *Device) withPairingUI(cfg pairing.DeviceConfig) pairing.DeviceConfig {
+	cfg.Refused = func(stage string, err error) {
+		d.Log.Warn("remotepairing: "+stage+" refused", "err", err)
+	}
+	pin := d.RemotePairingPIN()
+	if pin == "" {
+		return cfg
+	}
+	cfg.PIN = pin
+	cfg.PINPairing = true
+	cfg.Consent = d.remotePairingPINShown
+	hs := maps.Clone(cfg.Handshake)
+	if opts, ok := hs["deviceOptions"].(pairing.Obj); ok {
+		opts = maps.Clone(opts)
+		opts["allowsPinlessPairing"] = false
+		hs["deviceOptions"] = opts
+	}
+	cfg.Handshake = hs
+	return cfg
+}
+
+// remotePairingPINShown is the tvOS PIN screen: the user reads the PIN off it (accept), cancels
+// it (deny, locked) or leaves it up (never); the PIN itself is not logged.
+func (d *Device) remotePairingPINShown(ctx context.Context, host string) (bool, error) {
+	d.Log.Info("remotepairing: showing the pairing PIN", "host", host)
+	return d.remotePairingConsent(ctx, host)
+}
