@@ -2,40 +2,19 @@ package sim
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	"github.com/iosmux/iosmux/pairing"
 )
 
-// PIN lengths the simulator accepts: every client known uses 6 digits (pairing.md §7.1, Apple TV
-// PIN length UNCONFIRMED), so allow a little either side.
-const (
-	minPINLen = 4
-	maxPINLen = 8
-)
-
-// ValidPIN reports whether pin can be a pairing PIN: 4 to 8 ASCII digits.
-func ValidPIN(pin string) error {
-	if len(pin) < minPINLen || len(pin) > maxPINLen {
-		return fmt.Errorf("sim: PIN must be %d to %d digits, got %d characters", minPINLen, maxPINLen, len(pin))
-	}
-	for _, c := range []byte(pin) {
-		if c < '0' || c > '9' {
-			return fmt.Errorf("sim: PIN must be digits only")
-		}
-	}
-	return nil
-}
-
 // SetRemotePairingPIN makes RemotePairing pair-setup (RPPairing port and tunnel service) work as
-// on tvOS: the device "shows" pin, the SRP password is pin, and M1 is answered with M2 at once,
-// without the awaitingUserConsent event (pairing.md §7.2). "" restores the iPhone's Trust prompt
-// and fixed password. The TrustMode still applies: deny or locked is the user cancelling the PIN
-// screen (pairingRejectedWithError), never leaves it up.
+// on tvOS: the device "shows" pin (see pairing.CheckPIN), the SRP password is pin, and M1 is
+// answered with M2 at once, without the awaitingUserConsent event (pairing.md §7.2). "" restores
+// the iPhone's Trust prompt and fixed password. The TrustMode still applies: deny or locked is
+// the user cancelling the PIN screen (pairingRejectedWithError), never leaves it up.
 func (d *Device) SetRemotePairingPIN(pin string) error {
 	if pin != "" {
-		if err := ValidPIN(pin); err != nil {
+		if err := pairing.CheckPIN(pin); err != nil {
 			return err
 		}
 	}

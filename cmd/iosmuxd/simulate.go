@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
@@ -76,7 +77,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		return fail("--trust %q: want accept, after-prompt, deny, never or locked", *trust)
 	}
 	if *pin != "" {
-		if err := sim.ValidPIN(*pin); err != nil {
+		if err := pairing.CheckPIN(*pin); err != nil {
 			return fail("--pin: %v", err)
 		}
 	}
