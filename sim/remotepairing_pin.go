@@ -57,9 +57,19 @@ func (d *Device) withPairingUI(cfg pairing.DeviceConfig) pairing.DeviceConfig {
 	return cfg
 }
 
-// remotePairingPINShown is the tvOS PIN screen: the user reads the PIN off it (accept), cancels
-// it (deny, locked) or leaves it up (never); the PIN itself is not logged.
+// remotePairingPINShown is the tvOS PIN screen: the user reads the PIN off it (TrustAccept,
+// TrustAfterPrompt), cancels it (TrustDeny, TrustLocked) or leaves it up (TrustNever). The PIN
+// itself is never logged.
 func (d *Device) remotePairingPINShown(ctx context.Context, host string) (bool, error) {
 	d.Log.Info("remotepairing: showing the pairing PIN", "host", host)
-	return d.remotePairingConsent(ctx, host)
+	switch m := d.TrustMode(); m {
+	case TrustAccept, TrustAfterPrompt:
+		return true, nil
+	case TrustNever:
+		<-ctx.Done()
+		return false, ctx.Err()
+	default:
+		d.Log.Info("remotepairing: PIN screen cancelled (Trust denied)", "host", host, "mode", m.String())
+		return false, nil
+	}
 }
