@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
@@ -40,6 +41,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
+	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT | --remotepairing HOST:PORT) [flags]\n\n"+
@@ -74,6 +76,11 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail("--trust %q: want accept, after-prompt, deny, never or locked", *trust)
 	}
+	if *pin != "" {
+		if err := pairing.CheckPIN(*pin); err != nil {
+			return fail("--pin: %v", err)
+		}
+	}
 	if *devices < 1 {
 		return fail("--devices %d: want at least 1", *devices)
 	}
@@ -106,6 +113,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		return d
 	}
 	first := newDevice(0)
+	first.SetRemotePairingPIN(*pin) // checked above
 	if *remotePairing != "" {
 		ln, err := net.Listen("tcp", *remotePairing)
 		if err != nil {
