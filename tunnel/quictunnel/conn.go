@@ -29,6 +29,7 @@ type Conn struct {
 	cancelRead context.CancelFunc
 
 	sentDropped, recvDropped atomic.Uint64
+	closed                   atomic.Bool
 	closeOnce                sync.Once
 	closeErr                 error
 }
@@ -52,7 +53,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 		dg, err := c.qc.ReceiveDatagram(ctx)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
-				if errors.Is(cerr, context.DeadlineExceeded) {
+				switch {
+				case c.closed.Load():
+					return 0, net.ErrClosed
+				case errors.Is(cerr, context.DeadlineExceeded):
 					return 0, os.ErrDeadlineExceeded
 				}
 				continue // SetReadDeadline replaced the context
@@ -129,6 +133,7 @@ func (c *Conn) Done() <-chan struct{} { return c.qc.Context().Done() }
 // Close ends the connection (an orderly CONNECTION_CLOSE) and, on the server side, the listener.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		c.mu.Lock()
 		c.cancelRead()
 		c.mu.Unlock()
