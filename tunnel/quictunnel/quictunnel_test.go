@@ -182,6 +182,7 @@ func TestWrongKeyRefused(t *testing.T) {
 		_, err = tunnel.ClientHandshake(ctx, c.Stream(), quictunnel.RequestMTU)
 		c.Close()
 	}
+	t.Logf("wrong key: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("wrong key: %v", err)
 	}
