@@ -110,12 +110,24 @@ func (r *RemotePairing) tunnel(ctx context.Context, ctl *control, psk []byte, in
 		proto = ProtocolTCP
 	}
 	t, err := r.openTransport(sctx, ctl, psk, proto, stage)
+	if errors.Is(err, errTCPRefused) {
+		// A device that offers only QUIC (tunnel.md §1: QUIC was the first transport; which
+		// early iOS 17 versions lack TCP is UNCONFIRMED) gets a QUIC tunnel instead.
+		r.Log.Info("the device refused a TCP tunnel: trying QUIC", "err", err)
+		tcpErr := err
+		if t, err = r.openTransport(sctx, ctl, psk, ProtocolQUIC, stage); err != nil {
+			err = fmt.Errorf("%v; then QUIC: %w", tcpErr, err)
+		}
+	}
 	if err != nil {
 		ctl.closer.Close()
 		return nil, info, err
 	}
 	return &remoteTunnel{Tunnel: t, control: ctl.closer}, info, nil
 }
+
+// errTCPRefused means createListener "tcp" got an error answer from the device.
+var errTCPRefused = errors.New("the device refused a TCP tunnel listener")
 
 // ErrQUICUnsupported means the device refused a QUIC tunnel or did not answer one: iOS 18.2
 // and later offer only TCP (tunnel.md §1, §4).
@@ -133,6 +145,10 @@ func (r *RemotePairing) openTransport(ctx context.Context, ctl *control, psk []b
 	stage("createListener " + proto)
 	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": proto})
 	if err != nil {
+		var de *pairing.DeviceError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("createListener: %w (%w)", errTCPRefused, err)
+		}
 		return nil, fmt.Errorf("createListener: %w", err)
 	}
 	port, ok := pairing.Uint(res["port"])

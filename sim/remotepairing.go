@@ -204,6 +204,10 @@ func (d *Device) createListener(ctx context.Context, local net.Addr, args pairin
 		d.Log.Info("remotepairing: refusing a QUIC listener (as iOS 18.2 and later)")
 		return nil, errors.New("Unsupported operation: transportProtocolType \"quic\" is not supported")
 	}
+	if proto == "tcp" && d.TunnelOptions().RefuseTCP {
+		d.Log.Info("remotepairing: refusing a TCP listener (as a QUIC-only device)")
+		return nil, errors.New("Unsupported operation: transportProtocolType \"tcp\" is not supported")
+	}
 	key, err := pairing.Bytes(args["key"])
 	if err != nil || len(key) == 0 {
 		return nil, errors.New("createListener: key is not a base64 byte string")

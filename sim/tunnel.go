@@ -59,6 +59,9 @@ type TunnelOptions struct {
 	// do (tunnel.md §1, §4). How a real device refuses (an error reply, or a listener that never
 	// answers) is UNCONFIRMED; the simulator replies with an error.
 	RefuseQUIC bool
+	// RefuseTCP makes createListener refuse transportProtocolType "tcp", as a device from before
+	// TCP tunnels would (tunnel.md §1: the first iOS 17 version offering TCP is UNCONFIRMED).
+	RefuseTCP bool
 	// Stall makes the device misbehave: it reads the CDTunnel request and never answers,
 	// until the host hangs up or ctx ends (a fault for the host's bounded waits).
 	Stall bool

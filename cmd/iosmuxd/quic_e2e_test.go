@@ -68,3 +68,18 @@ func TestDaemonRemotePairingQUICRefused(t *testing.T) {
 		t.Fatal("a device that refused QUIC was published")
 	}
 }
+
+// TestDaemonRemotePairingQUICOnly: a device that refuses TCP listeners (offering only QUIC) is
+// tunnelled over QUIC with the default --protocol tcp.
+func TestDaemonRemotePairingQUICOnly(t *testing.T) {
+	d, addr := untrustedSim(t, "rp-quic-only")
+	d.SetTunnelOptions(sim.TunnelOptions{RefuseTCP: true})
+	e, _ := runDaemonWith(t, "--no-usbmux", "--device", addr, "--backend", "userspace", "--state-dir", t.TempDir())
+	e.waitPublished(d.UDID)
+	if h := e.rsdThrough(d.UDID); h.UDID() != d.UDID {
+		t.Fatalf("tunnel reaches %s", h.UDID())
+	}
+	if st, _ := e.device(d.UDID); st.MTU > quictunnel.RequestMTU {
+		t.Fatalf("MTU %d: not a QUIC tunnel", st.MTU)
+	}
+}
