@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/pairrecord"
 	"github.com/iosmux/iosmux/tunnel"
+	"github.com/iosmux/iosmux/tunnel/quictunnel"
 	"github.com/iosmux/iosmux/tunnel/tlspsk"
 )
 
@@ -108,6 +110,15 @@ func (r *RemotePairing) tunnel(ctx context.Context, ctl *control, psk []byte, in
 		proto = ProtocolTCP
 	}
 	t, err := r.openTransport(sctx, ctl, psk, proto, stage)
+	if errors.Is(err, errTCPRefused) {
+		// A device that offers only QUIC (tunnel.md §1: QUIC was the first transport; which
+		// early iOS 17 versions lack TCP is UNCONFIRMED) gets a QUIC tunnel instead.
+		r.Log.Info("the device refused a TCP tunnel: trying QUIC", "err", err)
+		tcpErr := err
+		if t, err = r.openTransport(sctx, ctl, psk, ProtocolQUIC, stage); err != nil {
+			err = fmt.Errorf("%v; then QUIC: %w", tcpErr, err)
+		}
+	}
 	if err != nil {
 		ctl.closer.Close()
 		return nil, info, err
@@ -115,14 +126,29 @@ func (r *RemotePairing) tunnel(ctx context.Context, ctl *control, psk []byte, in
 	return &remoteTunnel{Tunnel: t, control: ctl.closer}, info, nil
 }
 
+// errTCPRefused means createListener "tcp" got an error answer from the device.
+var errTCPRefused = errors.New("the device refused a TCP tunnel listener")
+
+// ErrQUICUnsupported means the device refused a QUIC tunnel or did not answer one: iOS 18.2
+// and later offer only TCP (tunnel.md §1, §4).
+var ErrQUICUnsupported = errors.New("the device offers no QUIC tunnel (iOS 18.2 and later offer only TCP: use --protocol tcp)")
+
 // openTransport runs createListener, connects and runs the CDTunnel handshake.
 func (r *RemotePairing) openTransport(ctx context.Context, ctl *control, psk []byte, proto string, stage func(string)) (*tunnel.Tunnel, error) {
-	if proto != ProtocolTCP {
-		return nil, fmt.Errorf("tunnel protocol %q: not supported (use %q)", proto, ProtocolTCP)
+	switch proto {
+	case ProtocolQUIC:
+		return r.openQUIC(ctx, ctl, stage)
+	case ProtocolTCP:
+	default:
+		return nil, fmt.Errorf("tunnel protocol %q: not supported (use %q or %q)", proto, ProtocolTCP, ProtocolQUIC)
 	}
 	stage("createListener " + proto)
 	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": proto})
 	if err != nil {
+		var de *pairing.DeviceError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("createListener: %w (%w)", errTCPRefused, err)
+		}
 		return nil, fmt.Errorf("createListener: %w", err)
 	}
 	port, ok := pairing.Uint(res["port"])
@@ -144,6 +170,60 @@ func (r *RemotePairing) openTransport(ctx context.Context, ctl *control, psk []b
 	}
 	stage("CDTunnel handshake")
 	return tunnel.Start(ctx, tc, tunnel.Options{Backend: r.Backend, RequestMTU: r.RequestMTU, MTUClamp: r.MTUClamp, Log: r.Log})
+}
+
+// openQUIC runs createListener "quic" with a fresh RSA key, dials the QUIC listener with it
+// and runs the CDTunnel handshake on its stream; packets then go as datagrams, so the MTU is
+// capped to what one datagram carries.
+func (r *RemotePairing) openQUIC(ctx context.Context, ctl *control, stage func(string)) (*tunnel.Tunnel, error) {
+	stage("QUIC client key")
+	key, err := quictunnel.NewClientKey()
+	if err != nil {
+		return nil, fmt.Errorf("QUIC client key: %w", err)
+	}
+	spki, err := quictunnel.SPKI(&key.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("QUIC client key: %w", err)
+	}
+	stage("createListener " + ProtocolQUIC)
+	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": spki, "transportProtocolType": ProtocolQUIC})
+	if err != nil {
+		var de *pairing.DeviceError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("createListener quic: %w (%v)", ErrQUICUnsupported, err)
+		}
+		return nil, fmt.Errorf("createListener quic: %w", err)
+	}
+	port, ok := pairing.Uint(res["port"])
+	if !ok || port == 0 || port > 65535 {
+		return nil, fmt.Errorf("createListener quic: reply has no port: %v", res["port"])
+	}
+	devKey, _ := pairing.Bytes(res["devicePublicKey"])
+	addr := net.JoinHostPort(ctl.listenHost, strconv.FormatUint(port, 10))
+	stage("QUIC connect " + addr)
+	qc, err := quictunnel.Dial(ctx, addr, key)
+	if err != nil {
+		return nil, fmt.Errorf("QUIC tunnel: %w (%v)", ErrQUICUnsupported, err)
+	}
+	if len(devKey) > 0 && !bytes.Equal(devKey, qc.PeerSPKI()) {
+		// Whether the device's QUIC certificate is for devicePublicKey is UNCONFIRMED (tunnel.md §4).
+		r.Log.Debug("the device's QUIC certificate is not for its devicePublicKey", "addr", addr)
+	}
+	req := quictunnel.RequestMTU
+	if r.RequestMTU > 0 && r.RequestMTU < req {
+		req = r.RequestMTU
+	}
+	clamp := qc.MaxDatagram()
+	if r.MTUClamp > 0 && r.MTUClamp < clamp {
+		clamp = r.MTUClamp
+	}
+	if clamp < tunnel.MinMTU {
+		qc.Close()
+		return nil, fmt.Errorf("QUIC tunnel: a datagram carries %d bytes, less than IPv6's %d", clamp, tunnel.MinMTU)
+	}
+	stage("CDTunnel handshake")
+	return tunnel.Start(ctx, qc, tunnel.Options{Backend: r.Backend, Handshake: qc.Stream(), Datagrams: true,
+		RequestMTU: req, MTUClamp: clamp, Log: r.Log})
 }
 
 // remoteTunnel is a RemotePairing tunnel with the control channel it keeps open.

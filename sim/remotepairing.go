@@ -193,14 +193,24 @@ const remotePairingIdle = 10 * time.Minute
 // tunnelListenerWait bounds how long a createListener listener waits for the host.
 const tunnelListenerWait = 30 * time.Second
 
-// createListener opens a TCP+TLS-PSK listener keyed by the request's key (tunnel.md §2) that
-// serves one tunnel (CDTunnel handshake, packets, RSD inside) as CoreDeviceProxy's tunnels do.
+// createListener opens a listener keyed by the request's key (tunnel.md §2) that serves one
+// tunnel (CDTunnel handshake, packets, RSD inside) as CoreDeviceProxy's tunnels do: TCP+TLS-PSK
+// for "tcp", QUIC for "quic" (unless TunnelOptions.RefuseQUIC).
 func (d *Device) createListener(ctx context.Context, local net.Addr, args pairing.Obj) (pairing.Obj, error) {
-	if proto, _ := args["transportProtocolType"].(string); proto != "tcp" {
-		return nil, fmt.Errorf("Unsupported operation: transportProtocolType %q (the simulator serves tcp)", proto)
+	proto, _ := args["transportProtocolType"].(string)
+	if proto != "tcp" && proto != "quic" {
+		return nil, fmt.Errorf("Unsupported operation: transportProtocolType %q", proto)
 	}
-	psk, err := pairing.Bytes(args["key"])
-	if err != nil || len(psk) == 0 {
+	if proto == "quic" && d.TunnelOptions().RefuseQUIC {
+		d.Log.Info("remotepairing: refusing a QUIC listener (as iOS 18.2 and later)")
+		return nil, errors.New("Unsupported operation: transportProtocolType \"quic\" is not supported")
+	}
+	if proto == "tcp" && d.TunnelOptions().RefuseTCP {
+		d.Log.Info("remotepairing: refusing a TCP listener (as a QUIC-only device)")
+		return nil, errors.New("Unsupported operation: transportProtocolType \"tcp\" is not supported")
+	}
+	key, err := pairing.Bytes(args["key"])
+	if err != nil || len(key) == 0 {
 		return nil, errors.New("createListener: key is not a base64 byte string")
 	}
 	host := "127.0.0.1"
@@ -210,6 +220,10 @@ func (d *Device) createListener(ctx context.Context, local net.Addr, args pairin
 			host += "%" + ta.Zone
 		}
 	}
+	if proto == "quic" {
+		return d.createQUICListener(ctx, host, key)
+	}
+	psk := key
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("createListener: %w", err)

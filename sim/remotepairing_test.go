@@ -134,7 +134,7 @@ func TestRemotePairingUntrustedRSD(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h2.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": "quic"}); err == nil {
-		t.Fatal("quic listener granted by a tcp-only simulator")
+		t.Fatal("quic listener granted for a key that is no SubjectPublicKeyInfo")
 	}
 }
 

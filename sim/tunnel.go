@@ -55,6 +55,13 @@ type TunnelOptions struct {
 	// own TLS record), as pymobiledevice3 describes CoreDeviceProxy (tunnel.md §6): the host's
 	// reader then gets at most one packet per read, and must still batch nothing it has not got.
 	OnePacketPerWrite bool
+	// RefuseQUIC makes createListener refuse transportProtocolType "quic", as iOS 18.2 and later
+	// do (tunnel.md §1, §4). How a real device refuses (an error reply, or a listener that never
+	// answers) is UNCONFIRMED; the simulator replies with an error.
+	RefuseQUIC bool
+	// RefuseTCP makes createListener refuse transportProtocolType "tcp", as a device from before
+	// TCP tunnels would (tunnel.md §1: the first iOS 17 version offering TCP is UNCONFIRMED).
+	RefuseTCP bool
 	// Stall makes the device misbehave: it reads the CDTunnel request and never answers,
 	// until the host hangs up or ctx ends (a fault for the host's bounded waits).
 	Stall bool
@@ -101,13 +108,19 @@ func (o TunnelOptions) grant(req int) int {
 // endpoint and services, and pumps packets until nc ends or ctx is done. It returns why the
 // tunnel ended and leaves nothing running.
 func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) error {
+	return d.serveTunnel(ctx, nc, nc, 0, o)
+}
+
+// serveTunnel is ServeTunnel with the CDTunnel handshake on hs; maxDatagram > 0 means nc
+// carries one packet per datagram of at most that many bytes (QUIC), which caps the grant.
+func (d *Device) serveTunnel(ctx context.Context, nc net.Conn, hs io.ReadWriter, maxDatagram int, o TunnelOptions) error {
 	hto := o.HandshakeTimeout
 	if hto <= 0 {
 		hto = DefaultTunnelHandshakeTimeout
 	}
 	hctx, cancel := context.WithTimeout(ctx, hto)
 	defer cancel()
-	req, err := tunnel.ReadRequest(hctx, nc)
+	req, err := tunnel.ReadRequest(hctx, hs)
 	if err != nil {
 		nc.Close()
 		return err
@@ -120,7 +133,11 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 		nc.Close()
 		return nil
 	}
-	p := tunnel.RandomParams(o.grant(req), 0)
+	mtu := o.grant(req)
+	if maxDatagram > 0 {
+		mtu = max(min(mtu, maxDatagram), tunnel.MinMTU)
+	}
+	p := tunnel.RandomParams(mtu, 0)
 	stack, err := tunnel.NewUserspace(p.ServerAddress, p.MTU)
 	if err != nil {
 		nc.Close()
@@ -143,7 +160,7 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 		return fmt.Errorf("sim: tunnel: rsd address: %w", err)
 	}
 	p.ServerRSDPort = uint16(port)
-	if err := tunnel.WriteResponse(hctx, nc, p); err != nil {
+	if err := tunnel.WriteResponse(hctx, hs, p); err != nil {
 		r.Close()
 		stack.Close()
 		nc.Close()
@@ -151,7 +168,7 @@ func (d *Device) ServeTunnel(ctx context.Context, nc net.Conn, o TunnelOptions) 
 	}
 	log := d.Log.With("tunnel", p.ServerAddress.String())
 	t := tunnel.New(nc, &tunnelStack{UserspaceDevice: stack, rsd: r}, p,
-		tunnel.Options{DropReceivedAbove: o.DropAbove, OnePacketPerWrite: o.OnePacketPerWrite, DropAll: &d.blackhole, Log: log})
+		tunnel.Options{DropReceivedAbove: o.DropAbove, OnePacketPerWrite: o.OnePacketPerWrite, DropAll: &d.blackhole, Datagrams: maxDatagram > 0, Log: log})
 	log.Info("tunnel up", "client", p.ClientAddress.String(), "mtu", p.MTU, "requested_mtu", req,
 		"rsd_port", p.ServerRSDPort, "drop_above", o.DropAbove)
 	if o.OnStart != nil {

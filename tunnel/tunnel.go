@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -58,6 +59,14 @@ type Options struct {
 	// delimited by the IPv6 headers, not by records. The simulator sets it to deliver one
 	// packet per read, keeping the host's reader honest.
 	OnePacketPerWrite bool
+	// Handshake, when set, is where Start runs the CDTunnel handshake instead of the transport
+	// (QUIC's first bidirectional stream, tunnel.md §4).
+	Handshake io.ReadWriter
+	// Datagrams says the transport carries one packet per Read and per Write (QUIC DATAGRAM
+	// frames) instead of a byte stream: reads that are not exactly one IPv6 packet are dropped
+	// (counted in Stats.Received.Dropped), every packet gets its own Write, and a Write error
+	// wrapping ErrPacketDropped costs that packet only (counted in Stats.Sent.Dropped).
+	Datagrams bool
 	// Log receives the tunnel's lifecycle; nil discards.
 	Log *slog.Logger
 }
@@ -93,6 +102,7 @@ type Tunnel struct {
 	drop   int
 	all    *atomic.Bool // Options.DropAll
 	one    bool         // Options.OnePacketPerWrite
+	dgram  bool         // Options.Datagrams
 
 	sent, recv counters
 
@@ -105,7 +115,7 @@ type Tunnel struct {
 }
 
 // Start runs the client side of the CDTunnel handshake on conn (normally the TLS connection to
-// CoreDeviceProxy or the TLS-PSK tunnel listener), makes the device with opts.Backend and
+// CoreDeviceProxy or the TLS-PSK tunnel listener; opts.Handshake instead when set), makes the device with opts.Backend and
 // starts the pump. ctx bounds the handshake only; the tunnel then runs until Close or until
 // the transport or the device fails. conn belongs to the Tunnel (and is closed if Start fails).
 // A half-open transport is not detected here: liveness (TCP keepalive on a network transport,
@@ -115,7 +125,11 @@ func Start(ctx context.Context, conn net.Conn, opts Options) (*Tunnel, error) {
 	if req <= 0 {
 		req = DefaultRequestMTU
 	}
-	p, err := ClientHandshake(ctx, conn, req)
+	var hs io.ReadWriter = conn
+	if opts.Handshake != nil {
+		hs = opts.Handshake
+	}
+	p, err := ClientHandshake(ctx, hs, req)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -155,7 +169,7 @@ func New(conn net.Conn, dev tun.Device, p *Params, opts Options) *Tunnel {
 		}
 	}
 	t := &Tunnel{
-		conn: conn, dev: dev, params: p, mtu: mtu, log: log, drop: opts.DropReceivedAbove, all: opts.DropAll, one: opts.OnePacketPerWrite,
+		conn: conn, dev: dev, params: p, mtu: mtu, log: log, drop: opts.DropReceivedAbove, all: opts.DropAll, one: opts.OnePacketPerWrite, dgram: opts.Datagrams,
 		stopping: make(chan struct{}),
 		recvDone: make(chan struct{}),
 		sendDone: make(chan struct{}),
@@ -233,7 +247,11 @@ type recvBatch struct {
 // flow: an idle tunnel keeps none.
 func (t *Tunnel) receive(maxPacket int) {
 	defer close(t.recvDone)
-	ra := newReadAhead(t.conn)
+	var src io.Reader = t.conn
+	if t.dgram {
+		src = &datagramReader{r: t.conn, dropped: &t.recv.dropped}
+	}
+	ra := newReadAhead(src)
 	defer ra.wait()                   // the transport is closed by then (teardown closes it first)
 	pr := NewPacketReader(ra, 16<<10) // the read-ahead chunks do the batching
 	slot := deviceOffset + maxPacket
@@ -395,6 +413,7 @@ func (t *Tunnel) send() {
 	if t.one {
 		pw = NewPacketWriter(t.conn)
 	}
+	dw := &datagramWriter{w: t.conn, dropped: &t.sent.dropped}
 	for {
 		n, err := t.dev.Read(bufs, sizes, deviceOffset)
 		pkts = pkts[:0]
@@ -409,7 +428,14 @@ func (t *Tunnel) send() {
 			pkts = append(pkts, p)
 			bytes += uint64(len(p))
 		}
-		if len(pkts) > 0 {
+		if len(pkts) > 0 && t.dgram {
+			n, b, werr := dw.WritePackets(pkts)
+			t.sent.packets.Add(uint64(n))
+			t.sent.bytes.Add(b)
+			if werr != nil {
+				t.stop(fmt.Errorf("tunnel: transport: %w", werr))
+			}
+		} else if len(pkts) > 0 {
 			if werr := pw.WritePackets(pkts); werr != nil {
 				t.stop(fmt.Errorf("tunnel: transport: %w", werr))
 			} else {
