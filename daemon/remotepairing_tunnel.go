@@ -49,8 +49,17 @@ func (r *RemotePairing) pair(ctx context.Context, dev Device, tg target, stage f
 	if name == "" {
 		name = dev.UDID
 	}
-	stage(StagePairing + ": tap Trust on " + name)
-	r.Log.Info("tap Trust on "+name, "udid", dev.UDID, "via", "remotepairing")
+	switch {
+	case r.PIN != "":
+		stage(StagePairing + ": the PIN shown on " + name)
+		r.Log.Info("pairing with the PIN shown on "+name, "udid", dev.UDID, "via", "remotepairing")
+	case ctl.host.PINOnly():
+		// pair-setup stops at M2 with pairing.ErrPINRequired; no PIN is guessed.
+		r.Log.Info(name+" pairs with a PIN only: give the PIN it shows (iosmuxd pair --pin)", "udid", dev.UDID)
+	default:
+		stage(StagePairing + ": tap Trust on " + name)
+		r.Log.Info("tap Trust on "+name, "udid", dev.UDID, "via", "remotepairing")
+	}
 	limit := r.PairTimeout
 	if limit <= 0 {
 		limit = PairTimeout

@@ -56,3 +56,7 @@ func (h *Host) wrongPIN(err error) error {
 	}
 	return err
 }
+
+// PINOnly reports whether the device's handshake said it pairs with a PIN only (an Apple TV):
+// the host should ask the user for the PIN it shows, not to tap Trust.
+func (h *Host) PINOnly() bool { return h.pinOnly }

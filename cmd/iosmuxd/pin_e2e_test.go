@@ -50,9 +50,12 @@ func TestPairCommandPIN(t *testing.T) {
 		{"short-pin", []string{"--remotepairing", addr, "--pin", "12"}, 2, "4 to 8 digits"},
 		{"pin-over-usbmux", []string{"--usbmux", "unix:/nonexistent", "--pin", pin}, 2, "--pin is for RemotePairing"},
 	} {
-		code, _, errs := pair(c.args...)
+		code, out, errs := pair(c.args...)
 		if code != c.code || !strings.Contains(errs, c.says) {
 			t.Errorf("%s: exit %d (want %d), stderr %q (want %q)", c.name, code, c.code, errs, c.says)
+		}
+		if strings.Contains(out+errs, "tap Trust") {
+			t.Errorf("%s: a PIN device is announced as a Trust prompt: %q %q", c.name, out, errs)
 		}
 		if strings.Contains(errs, pin) {
 			t.Errorf("%s: stderr shows the PIN: %q", c.name, errs)
