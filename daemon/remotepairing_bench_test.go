@@ -16,11 +16,15 @@ import (
 // stored record, createListener, TLS-PSK, CDTunnel, the trusted RSD handshake through it), and in
 // the same iteration over CoreDeviceProxy on the same simulated device (usbmuxd, lockdown
 // session with TLS, StartService, CDTunnel, the RSD handshake): the baseline. The metric
-// x-coredeviceproxy is RemotePairing's time ÷ CoreDeviceProxy's.
+// x-coredeviceproxy is RemotePairing's time ÷ CoreDeviceProxy's; quic-x-coredeviceproxy the same
+// for RemotePairing with a QUIC tunnel (fresh RSA-2048 key per session included).
 // Run: go test -run '^$' -bench OpenRemotePairing -benchtime 20x -count 3 ./daemon/
 func BenchmarkOpenRemotePairing(b *testing.B) {
 	d, dev := untrustedDevice(b, "rp-bench")
-	r := remotePairing(b, b.TempDir(), true)
+	dir := b.TempDir()
+	r := remotePairing(b, dir, true)
+	rq := remotePairing(b, dir, false) // the same store: verifies with the record r made
+	rq.Protocol = ProtocolQUIC
 	if tun, _, err := r.Open(context.Background(), dev, func(string) {}); err != nil { // pair once
 		b.Fatal(err)
 	} else {
@@ -40,7 +44,7 @@ func BenchmarkOpenRemotePairing(b *testing.B) {
 	}
 	cdp := &CoreDeviceProxy{Muxes: map[string]*lockdown.Mux{"usbmuxd": mux}, Store: r.Store, Pair: true, Backend: tunnel.Userspace{}}
 	usb := Device{UDID: d.UDID, DeviceID: int(id), ConnectionType: "USB", Source: "usbmuxd"}
-	var rp, base time.Duration
+	var rp, quic, base time.Duration
 	open := func(o Opener, dev Device) time.Duration {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -59,9 +63,12 @@ func BenchmarkOpenRemotePairing(b *testing.B) {
 	open(cdp.Open, usb) // pairs over lockdown once
 	for b.Loop() {
 		rp += open(r.Open, dev)
+		quic += open(rq.Open, dev)
 		base += open(cdp.Open, usb)
 	}
 	b.ReportMetric(float64(rp.Microseconds())/float64(b.N)/1000, "ms-remotepairing/op")
 	b.ReportMetric(float64(base.Microseconds())/float64(b.N)/1000, "ms-coredeviceproxy/op")
+	b.ReportMetric(float64(quic.Microseconds())/float64(b.N)/1000, "ms-quic/op")
 	b.ReportMetric(float64(rp)/float64(base), "x-coredeviceproxy")
+	b.ReportMetric(float64(quic)/float64(base), "quic-x-coredeviceproxy")
 }
