@@ -92,6 +92,7 @@ func TestRefusesOtherBadFlags(t *testing.T) {
 		refused(t, tc.want, "--api", a, f[0], v)
 	}
 	refused(t, "--devices 0", "--api", a, "--simulate", "--devices", "0")
+	refused(t, `--refuse "udp"`, "simulate", "--rsd", "127.0.0.1:0", "--refuse", "udp")
 	refused(t, "--no-usbmux without --device", "--api", a, "--no-usbmux")
 	notServing(t, a)
 }

@@ -41,6 +41,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
+	refuse := fs.String("refuse", "", "createListener refuses this tunnel `PROTOCOL`: quic (as iOS 18.2 and later) or tcp (as an early iOS 17)")
 	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
@@ -81,6 +82,9 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 			return fail("--pin: %v", err)
 		}
 	}
+	if *refuse != "" && *refuse != "quic" && *refuse != "tcp" {
+		return fail("--refuse %q: want quic or tcp", *refuse)
+	}
 	if *devices < 1 {
 		return fail("--devices %d: want at least 1", *devices)
 	}
@@ -107,9 +111,12 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	newDevice := func(i int) *sim.Device {
 		d := sim.NewDevice(p, simSeed(i, *udid), log)
 		d.SetTrust(mode)
+		var o sim.TunnelOptions
 		if *drop {
-			d.SetTunnelOptions(sim.TunnelOptions{DropAbove: tunnel.CoreDeviceProxyDropAbove})
+			o.DropAbove = tunnel.CoreDeviceProxyDropAbove
 		}
+		o.RefuseQUIC, o.RefuseTCP = *refuse == "quic", *refuse == "tcp"
+		d.SetTunnelOptions(o)
 		return d
 	}
 	first := newDevice(0)
