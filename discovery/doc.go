@@ -1,0 +1,35 @@
+// Package discovery finds iOS devices over multicast DNS (RFC 6762/6763) and advertises
+// simulated ones: a browser and a responder for the services of ../shared/spec/discovery.md —
+// _remoted._tcp on the phone's USB network interface (the untrusted RSD at a link-local IPv6
+// address), _remotepairing._tcp on Wi-Fi (the RPPairing port, matched to a RemotePairing record
+// by its auth tag) and _remotepairing-manual-pairing._tcp (devices waiting to be paired).
+//
+// # Why github.com/miekg/dns
+//
+// The wire format (names, compression, SRV/TXT/AAAA) comes from github.com/miekg/dns, the
+// maintained DNS library most Go DNS software uses. It only encodes and decodes messages and
+// leaves the sockets to us, which is what mDNS on Linux needs: sockets bound to port 5353 with
+// SO_REUSEPORT beside avahi, joined to ff02::fb and 224.0.0.251 on named interfaces, and the
+// receiving interface of every packet, so a link-local address gets its %zone (fe80::…%enx…).
+// It takes service names as plain labels, so the 33-character
+// _remotepairing-manual-pairing._tcp, longer than RFC 6335's 15, works. The mDNS libraries
+// looked at fall short here: hashicorp/mdns and grandcat/zeroconf drop or mangle IPv6 zones
+// (the address is then unusable) and validate or assume RFC 6335 names; pion/mdns resolves
+// hosts, not services. The browsing logic (queries, cache, TTLs) is this package's own.
+//
+// Every packet is hostile: it is read into a MaxPacket buffer, refused before decoding when its
+// header claims more than MaxRecords records, and a browser keeps at most MaxServices services
+// and MaxAddrs addresses per host; parse failures are logged at most once per RateLogInterval.
+//
+// # The USB network interface (usbnet_linux.go)
+//
+// An iPhone exposes its CDC-NCM "private" interface, with the untrusted RSD behind it, only
+// after the host switches its USB configuration: libimobiledevice's usbmuxd does so when started
+// with USBMUXD_DEFAULT_DEVICE_MODE=3 (Apple vendor control requests 0x45 GET_MODE and 0x52
+// SET_MODE, mode 3 = CDC-NCM in wIndex; UNCONFIRMED, see the spec §2). iosmuxd does not claim
+// the USB device itself (usbmuxd owns it): it tells the user to start usbmuxd that way (see
+// the README), watches for the netdev the kernel's cdc_ncm driver makes, maps it to the phone
+// through sysfs (interface string "NCM Control" or "AppleUSBEthernet", the UDID from the USB
+// serial), brings it up so the kernel gives it a link-local address, and finds the phone's
+// link-local peer with a _remoted._tcp query on it.
+package discovery
