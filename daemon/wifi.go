@@ -38,6 +38,7 @@ type WiFiSource struct {
 
 type irkEntry struct {
 	mtime time.Time
+	size  int64
 	irk   []byte
 }
 
@@ -187,7 +188,8 @@ func (s *WiFiSource) matchRecord(identifier, tag string, log *slog.Logger) strin
 	return ""
 }
 
-// irk is the device altIRK of udid's record, read again only when the file changed.
+// irk is the device altIRK of udid's record, read again only when the file changed (its
+// modification time or size).
 func (s *WiFiSource) irk(udid string) []byte {
 	fi, err := os.Stat(filepath.Join(s.Store.Dir(), "remote_"+udid+".plist"))
 	if err != nil {
@@ -196,7 +198,7 @@ func (s *WiFiSource) irk(udid string) []byte {
 	s.mu.Lock()
 	e, ok := s.irks[udid]
 	s.mu.Unlock()
-	if ok && e.mtime.Equal(fi.ModTime()) {
+	if ok && e.mtime.Equal(fi.ModTime()) && e.size == fi.Size() {
 		return e.irk
 	}
 	rec, err := s.Store.LoadRemote(udid)
@@ -211,6 +213,6 @@ func (s *WiFiSource) irk(udid string) []byte {
 	if len(s.irks) >= pairrecord.MaxRemoteRecords {
 		clear(s.irks)
 	}
-	s.irks[udid] = irkEntry{mtime: fi.ModTime(), irk: rec.DeviceAltIRK}
+	s.irks[udid] = irkEntry{mtime: fi.ModTime(), size: fi.Size(), irk: rec.DeviceAltIRK}
 	return rec.DeviceAltIRK
 }
