@@ -17,7 +17,7 @@ import (
 
 // startSimulateIn runs `iosmuxd simulate args…` inside the network namespace ns until the test
 // ends and returns the "NAME ADDRESS" lines it prints once every name in want has appeared.
-func startSimulateIn(t *testing.T, ns string, want []string, args ...string) map[string]string {
+func startSimulateIn(t testing.TB, ns string, want []string, args ...string) map[string]string {
 	t.Helper()
 	cmd := peertest.NetNSCommand(ns, os.Args[0], append([]string{"simulate"}, args...)...)
 	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
@@ -68,7 +68,7 @@ func hasAll(m map[string]string, keys []string) bool {
 
 // runDaemonLogged runs the daemon in-process with args, logging at debug into the returned
 // buffer.
-func runDaemonLogged(t *testing.T, args ...string) (*env, func(), *peertest.LogBuffer) {
+func runDaemonLogged(t testing.TB, args ...string) (*env, func(), *peertest.LogBuffer) {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	f := newServeFlags(fs)
@@ -102,7 +102,7 @@ func runDaemonLogged(t *testing.T, args ...string) (*env, func(), *peertest.LogB
 }
 
 // portOfAddr is the port of HOST:PORT.
-func portOfAddr(t *testing.T, a string) string {
+func portOfAddr(t testing.TB, a string) string {
 	t.Helper()
 	_, p, err := net.SplitHostPort(a)
 	if err != nil {
