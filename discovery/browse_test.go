@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -110,5 +111,37 @@ func TestBrowseResponder(t *testing.T) {
 		if ev := next(t, events); ev.Lost {
 			lost++
 		}
+	}
+}
+
+// TestBrowseFloodFromOneHost: a host advertising hundreds of services of one type gets
+// MaxPerSource of them reported per address it sends from, and a phone it advertises afterwards on another type is still
+// found.
+func TestBrowseFloodFromOneHost(t *testing.T) {
+	l := peertest.NetNSLink(t)
+	events := startBrowser(t, l, TypeManualPairing, TypeRemotePairing)
+	const n = 300
+	for i := 0; i < n; i += 10 {
+		var chunk []Advert
+		for j := i; j < i+10; j++ {
+			chunk = append(chunk, Advert{Type: TypeManualPairing, Instance: fmt.Sprint("flood-", j), Port: 1})
+		}
+		startResponder(t, l, fmt.Sprint("flood", i), chunk...)
+	}
+	startResponder(t, l, "phone", Advert{Type: TypeRemotePairing, Instance: "phone", Port: 49152})
+	manual := map[string]bool{}
+	for {
+		ev := next(t, events)
+		if ev.Service.Type == TypeRemotePairing {
+			break
+		}
+		if !ev.Lost {
+			manual[ev.Service.Instance] = true
+		}
+	}
+	// The host sends from up to three addresses: its two IPv6 link-local ones (fe80::2 and the
+	// kernel's) and, over IPv4 without an address, 0.0.0.0.
+	if bound := 3 * MaxPerSource; len(manual) > bound {
+		t.Fatalf("%d of %d flooded services reported from one host, bound %d", len(manual), n, bound)
 	}
 }

@@ -51,7 +51,9 @@ func (s Service) equal(o Service) bool {
 // cache holds the records of a browser's services, keyed "ifindex|lower-case name", each map
 // bounded by MaxServices and every record expiring after min(TTL, MaxTTL).
 type cache struct {
-	ptr  map[string]ptrEntry // "idx|instance fqdn" → the type it belongs to
+	ptr     map[string]ptrEntry // "idx|instance fqdn" → the type it belongs to
+	perType map[string]int      // PTR entries by type
+	perSrc  map[string]int      // PTR entries by type and sender, "type|addr"
 	srv  map[string]srvEntry
 	txt  map[string]txtEntry
 	addr map[string]map[netip.Addr]time.Time // "idx|host" → addresses
@@ -61,7 +63,39 @@ type cache struct {
 type ptrEntry struct {
 	typ, name string
 	idx       int
+	src       netip.Addr
 	exp       time.Time
+}
+
+func srcKey(typ string, src netip.Addr) string { return typ + "|" + src.String() }
+
+// putPtr records a PTR unless its type or its sender has no room left; it reports false then.
+// A PTR already kept is only refreshed (it stays counted for the sender that brought it).
+func (c *cache) putPtr(k string, e ptrEntry) bool {
+	if old, ok := c.ptr[k]; ok {
+		old.exp = e.exp
+		c.ptr[k] = old
+		return true
+	}
+	if c.perType[e.typ] >= MaxServices || c.perSrc[srcKey(e.typ, e.src)] >= MaxPerSource {
+		return false
+	}
+	c.ptr[k] = e
+	c.perType[e.typ]++
+	c.perSrc[srcKey(e.typ, e.src)]++
+	return true
+}
+
+func (c *cache) delPtr(k string, e ptrEntry) {
+	delete(c.ptr, k)
+	if c.perType[e.typ]--; c.perType[e.typ] <= 0 {
+		delete(c.perType, e.typ)
+	}
+	if sk := srcKey(e.typ, e.src); c.perSrc[sk] <= 1 {
+		delete(c.perSrc, sk)
+	} else {
+		c.perSrc[sk]--
+	}
 }
 
 type srvEntry struct {
@@ -76,7 +110,7 @@ type txtEntry struct {
 }
 
 func newCache() *cache {
-	return &cache{ptr: map[string]ptrEntry{}, srv: map[string]srvEntry{}, txt: map[string]txtEntry{},
+	return &cache{ptr: map[string]ptrEntry{}, perType: map[string]int{}, perSrc: map[string]int{}, srv: map[string]srvEntry{}, txt: map[string]txtEntry{},
 		addr: map[string]map[netip.Addr]time.Time{}, src: map[string]netip.Addr{}}
 }
 
@@ -110,15 +144,15 @@ func (c *cache) add(m *dns.Msg, idx int, src netip.Addr, types []string, now tim
 				continue
 			}
 			k := ckey(idx, p.Ptr)
+			if old, ok := c.ptr[k]; ok && p.Hdr.Ttl == 0 {
+				c.delPtr(k, old)
+			}
 			if p.Hdr.Ttl == 0 {
-				delete(c.ptr, k)
 				continue
 			}
-			if _, ok := c.ptr[k]; !ok && len(c.ptr) >= MaxServices {
+			if !c.putPtr(k, ptrEntry{typ: t, name: p.Ptr, idx: idx, src: src, exp: expiry(now, p.Hdr.Ttl)}) {
 				full = true
-				continue
 			}
-			c.ptr[k] = ptrEntry{typ: t, name: p.Ptr, idx: idx, exp: expiry(now, p.Hdr.Ttl)}
 		}
 	}
 	for _, rr := range rrs {
@@ -136,13 +170,13 @@ func (c *cache) add(m *dns.Msg, idx int, src netip.Addr, types []string, now tim
 				delete(c.srv, k)
 				continue
 			}
-			if _, ok := c.srv[k]; !ok && len(c.srv) >= MaxServices {
+			if _, ok := c.srv[k]; !ok && len(c.srv) >= MaxServices*len(types) {
 				full = true
 				continue
 			}
 			c.srv[k] = srvEntry{target: r.Target, port: r.Port, exp: expiry(now, h.Ttl)}
 			if src.IsValid() {
-				if _, ok := c.src[k]; ok || len(c.src) < MaxServices {
+				if _, ok := c.src[k]; ok || len(c.src) < MaxServices*len(types) {
 					c.src[k] = src
 				}
 			}
@@ -155,7 +189,7 @@ func (c *cache) add(m *dns.Msg, idx int, src netip.Addr, types []string, now tim
 				delete(c.txt, k)
 				continue
 			}
-			if _, ok := c.txt[k]; !ok && len(c.txt) >= MaxServices {
+			if _, ok := c.txt[k]; !ok && len(c.txt) >= MaxServices*len(types) {
 				full = true
 				continue
 			}
@@ -187,7 +221,7 @@ func (c *cache) add(m *dns.Msg, idx int, src netip.Addr, types []string, now tim
 			continue
 		}
 		if set == nil {
-			if len(c.addr) >= MaxServices {
+			if len(c.addr) >= MaxServices*len(types) {
 				full = true
 				continue
 			}
@@ -207,7 +241,7 @@ func (c *cache) add(m *dns.Msg, idx int, src netip.Addr, types []string, now tim
 func (c *cache) expire(now time.Time) {
 	for k, e := range c.ptr {
 		if now.After(e.exp) {
-			delete(c.ptr, k)
+			c.delPtr(k, e)
 		}
 	}
 	for k, e := range c.srv {
@@ -236,7 +270,12 @@ func (c *cache) expire(now time.Time) {
 // forget drops everything learnt on an interface that went away.
 func (c *cache) forget(idx int) {
 	p := strconv.Itoa(idx) + "|"
-	for _, m := range []any{c.ptr, c.srv, c.txt, c.addr, c.src} {
+	for k, e := range c.ptr {
+		if e.idx == idx {
+			c.delPtr(k, e)
+		}
+	}
+	for _, m := range []any{c.srv, c.txt, c.addr, c.src} {
 		switch m := m.(type) {
 		case map[string]ptrEntry:
 			deleteKeys(m, p)

@@ -19,7 +19,7 @@
 //
 // Every packet is hostile: it is read into a MaxPacket buffer, refused before decoding when its
 // header claims more than MaxRecords records, and a browser keeps at most MaxServices services
-// and MaxAddrs addresses per host; parse failures are logged at most once per RateLogInterval.
+// of each type, MaxPerSource of a type from one sender and MaxAddrs addresses per host; parse failures are logged at most once per RateLogInterval.
 //
 // # The USB network interface (usbnet_linux.go)
 //

@@ -18,8 +18,12 @@ const (
 	MaxRecords = 64
 	// MaxTXT bounds the key=value strings kept from one TXT record.
 	MaxTXT = 32
-	// MaxServices bounds the services a browser keeps, over all interfaces.
+	// MaxServices bounds the services of one type a browser keeps, over all interfaces (a
+	// flood of one type leaves room for the others).
 	MaxServices = 256
+	// MaxPerSource bounds the services of one type kept from one sender address (a flood from
+	// one host leaves room for the others on the link).
+	MaxPerSource = 32
 	// MaxAddrs bounds the addresses kept for one host name.
 	MaxAddrs = 8
 	// MaxTTL caps a record's lifetime, whatever it claims (75 minutes, RFC 6762 §10's longest).

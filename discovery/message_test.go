@@ -77,24 +77,38 @@ func TestInstanceNames(t *testing.T) {
 	}
 }
 
-// TestCacheBounds: a flood of services stops at MaxServices, a host's addresses at MaxAddrs,
-// addresses of hosts no SRV names are not kept, a goodbye (TTL 0) removes a service, and TTLs
-// are capped.
+// TestCacheBounds: a flood of services from many senders stops at MaxServices for that type
+// and leaves room for other types; one sender stops at MaxPerSource; a host's addresses stop
+// at MaxAddrs; addresses of hosts no SRV names are not kept; a goodbye (TTL 0) removes a
+// service; TTLs are capped.
 func TestCacheBounds(t *testing.T) {
 	c := newCache()
 	now := time.Now()
-	types := []string{TypeRemotePairing}
-	full := false
-	for i := range MaxServices + 10 {
-		inst := fmt.Sprintf("d%d.%s", i, TypeRemotePairing)
+	types := []string{TypeRemotePairing, TypeManualPairing, TypeRemoted}
+	advert := func(typ string, i int, src netip.Addr) bool {
+		inst := fmt.Sprintf("d%d.%s", i, typ)
 		m := new(dns.Msg)
 		m.Response = true
-		m.Answer = []dns.RR{rr(t, TypeRemotePairing+" 120 IN PTR "+inst), rr(t, inst+" 120 IN SRV 0 0 49152 h.local."),
+		m.Answer = []dns.RR{rr(t, typ+" 120 IN PTR "+inst), rr(t, inst+" 120 IN SRV 0 0 49152 h.local."),
 			rr(t, inst+` 120 IN TXT "identifier=x"`)}
-		full = c.add(m, 1, netip.Addr{}, types, now) || full
+		return c.add(m, 1, src, types, now)
 	}
-	if !full || len(c.ptr) != MaxServices || len(c.srv) != MaxServices || len(c.txt) != MaxServices {
-		t.Fatalf("full=%v ptr=%d srv=%d txt=%d, want %d each", full, len(c.ptr), len(c.srv), len(c.txt), MaxServices)
+	full := false
+	for i := range MaxServices + 10 { // spoofed senders
+		full = advert(TypeManualPairing, i, netip.AddrFrom16([16]byte{0xfe, 0x80, 14: byte(i >> 8), 15: byte(i)})) || full
+	}
+	if !full || c.perType[TypeManualPairing] != MaxServices {
+		t.Fatalf("full=%v, %d manual-pairing services kept, want %d", full, c.perType[TypeManualPairing], MaxServices)
+	}
+	one := netip.MustParseAddr("fe80::99")
+	for i := range MaxPerSource + 10 { // one sender
+		advert(TypeRemoted, i, one)
+	}
+	if c.perType[TypeRemoted] != MaxPerSource {
+		t.Fatalf("%d services kept from one sender, want %d", c.perType[TypeRemoted], MaxPerSource)
+	}
+	if advert(TypeRemotePairing, 0, netip.MustParseAddr("fe80::2")) || c.perType[TypeRemotePairing] != 1 {
+		t.Fatal("no room for a phone of another type after a flood")
 	}
 	m := new(dns.Msg)
 	m.Response = true
@@ -114,9 +128,10 @@ func TestCacheBounds(t *testing.T) {
 			t.Fatalf("TTL not capped: expires %v", exp.Sub(now))
 		}
 	}
+	total := MaxServices + MaxPerSource + 1
 	svcs := c.resolved(func(int) string { return "eth9" })
-	if len(svcs) != MaxServices {
-		t.Fatalf("%d services resolved", len(svcs))
+	if len(svcs) != total {
+		t.Fatalf("%d services resolved, want %d", len(svcs), total)
 	}
 	for _, s := range svcs {
 		if s.Addrs[0].Zone() != "eth9" || s.Port != 49152 || s.TXT["identifier"] != "x" {
@@ -128,11 +143,11 @@ func TestCacheBounds(t *testing.T) {
 	bye.Response = true
 	bye.Answer = []dns.RR{rr(t, TypeRemotePairing+" 0 IN PTR d0."+TypeRemotePairing)}
 	c.add(bye, 1, netip.Addr{}, types, now)
-	if len(c.resolved(func(int) string { return "eth9" })) != MaxServices-1 {
+	if len(c.resolved(func(int) string { return "eth9" })) != total-1 || c.perType[TypeRemotePairing] != 0 {
 		t.Fatal("goodbye did not remove the service")
 	}
 	c.expire(now.Add((MaxTTL + 1) * time.Second))
-	if len(c.ptr)+len(c.srv)+len(c.txt)+len(c.addr) != 0 {
+	if len(c.ptr)+len(c.srv)+len(c.txt)+len(c.addr)+len(c.perType)+len(c.perSrc) != 0 {
 		t.Fatal("records outlived MaxTTL")
 	}
 }
