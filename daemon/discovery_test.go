@@ -46,7 +46,10 @@ func TestManualPairingListedAsPairable(t *testing.T) {
 	l := peertest.NetNSLink(t)
 	w := &WiFiSource{Interfaces: discovery.Named([]string{l.HostIf})}
 	m := New(Config{Sources: []Source{w}, Pairable: w.Pairable,
-		Open: func(context.Context, Device, func(string)) (Tunnel, Info, error) { t.Fatal("opened a device"); return nil, Info{}, nil }})
+		Open: func(context.Context, Device, func(string)) (Tunnel, Info, error) {
+			t.Fatal("opened a device")
+			return nil, Info{}, nil
+		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()

@@ -54,10 +54,10 @@ type cache struct {
 	ptr     map[string]ptrEntry // "idx|instance fqdn" → the type it belongs to
 	perType map[string]int      // PTR entries by type
 	perSrc  map[string]int      // PTR entries by type and sender, "type|addr"
-	srv  map[string]srvEntry
-	txt  map[string]txtEntry
-	addr map[string]map[netip.Addr]time.Time // "idx|host" → addresses
-	src  map[string]netip.Addr               // "idx|instance fqdn" → last responder address
+	srv     map[string]srvEntry
+	txt     map[string]txtEntry
+	addr    map[string]map[netip.Addr]time.Time // "idx|host" → addresses
+	src     map[string]netip.Addr               // "idx|instance fqdn" → last responder address
 }
 
 type ptrEntry struct {
