@@ -47,7 +47,7 @@ func TestManualPairingListedAsPairable(t *testing.T) {
 	w := &WiFiSource{Interfaces: discovery.Named([]string{l.HostIf})}
 	m := New(Config{Sources: []Source{w}, Pairable: w.Pairable,
 		Open: func(context.Context, Device, func(string)) (Tunnel, Info, error) {
-			t.Fatal("opened a device")
+			t.Error("opened a device")
 			return nil, Info{}, nil
 		}})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,10 +16,11 @@ const (
 
 // browse runs an mDNS browser for types on ifaces until ctx ends; its events arrive on the
 // returned channel, its end (nil or the socket error) on errc.
-func browse(ctx context.Context, types []string, ifaces func() ([]net.Interface, error), log *slog.Logger) (<-chan discovery.Event, <-chan error) {
+// A non-nil rescan makes the browser look at its interfaces at once when it signals.
+func browse(ctx context.Context, types []string, ifaces func() ([]net.Interface, error), rescan <-chan struct{}, log *slog.Logger) (<-chan discovery.Event, <-chan error) {
 	events := make(chan discovery.Event, 16)
 	errc := make(chan error, 1)
-	b := &discovery.Browser{Types: types, Interfaces: ifaces, Log: log}
+	b := &discovery.Browser{Types: types, Interfaces: ifaces, Rescan: rescan, Log: log}
 	go func() { errc <- b.Run(ctx, events) }()
 	return events, errc
 }

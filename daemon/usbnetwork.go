@@ -22,7 +22,8 @@ const maxProbes = 4
 // (addr%zone, the SRV port), named by the UDID the RSD handshake gives; the RemotePairing
 // opener pairs and tunnels over them.
 type USBNetworkSource struct {
-	// Interfaces lists the interfaces to browse; nil: every phone's NCM interface, brought up.
+	// Interfaces lists the interfaces to browse; nil: every phone's NCM interface, brought up,
+	// looked for when netlink reports a link event and every 2 s.
 	Interfaces func() ([]net.Interface, error)
 	Log        *slog.Logger
 }
@@ -53,7 +54,14 @@ func (s *USBNetworkSource) Run(ctx context.Context, out chan<- Event) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, errc := browse(ctx, []string{discovery.TypeRemoted}, ifaces, log)
+	var links <-chan struct{}
+	if s.Interfaces == nil { // a phone's interface appears: look at once (netlink)
+		var err error
+		if links, err = discovery.WatchLinks(ctx); err != nil {
+			log.Debug("no link events; USB network interfaces are found by rescanning", "err", err)
+		}
+	}
+	events, errc := browse(ctx, []string{discovery.TypeRemoted}, ifaces, links, log)
 	adverts := map[string]discovery.Service{} // current adverts by key
 	attached := map[string]Device{}           // paths reported, by advert key
 	results := make(chan probed)

@@ -74,7 +74,7 @@ func (s *WiFiSource) Run(ctx context.Context, out chan<- Event) error {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, errc := browse(ctx, []string{discovery.TypeRemotePairing, discovery.TypeManualPairing}, ifaces, log)
+	events, errc := browse(ctx, []string{discovery.TypeRemotePairing, discovery.TypeManualPairing}, ifaces, nil, log)
 	unmatched := map[string]discovery.Service{}
 	attached := map[string]Device{}
 	ignored := map[string]string{} // advert key → the tag last logged as matching nothing

@@ -30,6 +30,8 @@ type Browser struct {
 	QueryInterval time.Duration
 	// RescanInterval is how often Interfaces is called. Default 2 s.
 	RescanInterval time.Duration
+	// Rescan, when it signals, calls Interfaces at once (WatchLinks: a link appeared).
+	Rescan <-chan struct{}
 }
 
 // Named lists the interfaces of the given names that exist and are up.
@@ -219,6 +221,10 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 			if !publish() {
 				return nil
 			}
+		case <-b.Rescan:
+			lastScan = time.Now()
+			scan()
+			sendDue(lastScan)
 		case now := <-tick.C:
 			if now.Sub(lastScan) >= rescan {
 				lastScan = now

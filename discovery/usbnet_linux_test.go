@@ -1,10 +1,12 @@
 package discovery
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/iosmux/iosmux/internal/peertest"
 )
@@ -73,5 +75,29 @@ func TestBringUp(t *testing.T) {
 	}
 	if err := peertest.InNetNS(l.NS, func() error { return BringUp("nosuch0") }); err == nil {
 		t.Fatal("BringUp of a missing interface succeeded")
+	}
+}
+
+// TestWatchLinks: a link added in the namespace is signalled; the watcher stops with its
+// context.
+func TestWatchLinks(t *testing.T) {
+	l := peertest.NetNSLink(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ch <-chan struct{}
+	if err := peertest.InNetNS(l.NS, func() (err error) { ch, err = WatchLinks(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	select { // drain anything from the link's own setup
+	case <-ch:
+	default:
+	}
+	if out, err := exec.Command("ip", "-n", l.NS, "link", "add", "watch0", "type", "dummy").CombinedOutput(); err != nil {
+		t.Skipf("no dummy links: %v %s", err, out)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no link event for a new link")
 	}
 }
