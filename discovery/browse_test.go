@@ -2,9 +2,11 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,3 +147,5 @@ func TestBrowseFloodFromOneHost(t *testing.T) {
 		t.Fatalf("%d of %d flooded services reported from one host, bound %d", len(manual), n, bound)
 	}
 }
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
