@@ -6,16 +6,18 @@
 //
 // # Why github.com/miekg/dns
 //
-// The wire format (names, compression, SRV/TXT/AAAA) comes from github.com/miekg/dns, the
-// maintained DNS library most Go DNS software uses. It only encodes and decodes messages and
-// leaves the sockets to us, which is what mDNS on Linux needs: sockets bound to port 5353 with
-// SO_REUSEPORT beside avahi, joined to ff02::fb and 224.0.0.251 on named interfaces, and the
-// receiving interface of every packet, so a link-local address gets its %zone (fe80::…%enx…).
-// It takes service names as plain labels, so the 33-character
-// _remotepairing-manual-pairing._tcp, longer than RFC 6335's 15, works. The mDNS libraries
-// looked at fall short here: hashicorp/mdns and grandcat/zeroconf drop or mangle IPv6 zones
-// (the address is then unusable) and validate or assume RFC 6335 names; pion/mdns resolves
-// hosts, not services. The browsing logic (queries, cache, TTLs) is this package's own.
+// Discovery here is a long-running browser that must know the interface every packet came in
+// on (a link-local address is useless without its %zone: fe80::…%enx…), keep records by their
+// TTL and notice goodbyes, join and leave interfaces as a phone's USB network interface comes
+// and goes, share port 5353 with avahi (SO_REUSEPORT), and bound what a hostile host can make
+// it hold. Go's mDNS libraries are built around one-shot lookups on sockets of their own
+// (hashicorp/mdns, itself built on miekg/dns, sends a query per call and collects answers until
+// a timeout), so iosmux takes only the wire format from github.com/miekg/dns — maintained, the
+// codec of most Go DNS software, decoding names as plain labels, so the 33-character
+// _remotepairing-manual-pairing._tcp (longer than RFC 6335's 15) works — and keeps the sockets
+// (golang.org/x/net/ipv4, ipv6: ff02::fb and 224.0.0.251 per interface, the receiving
+// interface of each packet) and the small browser loop (queries with backoff, cache, TTLs)
+// itself.
 //
 // Every packet is hostile: it is read into a MaxPacket buffer, refused before decoding when its
 // header claims more than MaxRecords records, and a browser keeps at most MaxServices services

@@ -29,7 +29,9 @@ func (a Advert) name() string { return escapeLabel(a.Instance) + "." + dns.Fqdn(
 const RecordTTL = 120
 
 // Responder answers mDNS queries for its adverts on one interface and announces them when it
-// starts (twice, one second apart, RFC 6762 §8.3) and says goodbye (TTL 0) when it stops.
+// starts (twice, one second apart, RFC 6762 §8.3) and says goodbye (TTL 0) when it stops. It
+// serves the simulator: it neither probes for name conflicts (§8.1) nor delays shared answers
+// (§6), and always answers by multicast.
 type Responder struct {
 	ifi     net.Interface
 	host    string // "<host>.local."
