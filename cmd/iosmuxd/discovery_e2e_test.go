@@ -185,3 +185,39 @@ func TestDiscoveryE2E(t *testing.T) {
 		t.Log(logs.String())
 	}
 }
+
+// TestDiscoveryUsbmuxAndWiFi: the same simulated phone behind usbmuxd (USB) and advertised by
+// _remotepairing._tcp (its RemotePairing record from `iosmuxd pair`) is one device with two
+// paths, and USB carries the tunnel.
+func TestDiscoveryUsbmuxAndWiFi(t *testing.T) {
+	l := peertest.NetNSLink(t)
+	sock := t.TempDir() + "/usbmuxd"
+	ep := startSimulateIn(t, l.NS, []string{"udid", "remotepairing", "mdns", "usbmuxd"},
+		"--usbmuxd", "unix:"+sock, "--remotepairing", "[::]:0", "--mdns", l.PeerIf)
+	udid := ep["udid"]
+	state := t.TempDir()
+	rp := "[fe80::2%" + l.HostIf + "]:" + portOfAddr(t, ep["remotepairing"])
+	var out, errb strings.Builder
+	if code := run([]string{"pair", "--state-dir", state, "--remotepairing", rp}, &out, &errb); code != 0 {
+		t.Fatalf("pair --remotepairing %s: %d %s", rp, code, errb.String())
+	}
+	e, _, _ := runDaemonLogged(t, "--usbmux", "unix:"+sock, "--no-usb-network", "--mdns-iface", l.HostIf,
+		"--backend", "userspace", "--state-dir", state, "--liveness", "500ms")
+	e.waitPublished(udid)
+	waitFor(t, "the Wi-Fi path beside usbmuxd's", func() bool {
+		d, ok := e.device(udid)
+		return ok && len(d.Paths) == 2
+	})
+	st := e.status()
+	if len(st.Devices) != 1 {
+		t.Fatalf("%d devices, want one with two paths: %+v", len(st.Devices), st.Devices)
+	}
+	for _, p := range st.Devices[0].Paths {
+		if (p.Source == daemon.SourceWiFi) == p.Carrying || p.Source != daemon.SourceWiFi && p.ConnectionType != "USB" {
+			t.Fatalf("paths %+v: want usbmuxd's USB path carrying, the Wi-Fi one waiting", st.Devices[0].Paths)
+		}
+	}
+	if h := e.rsdThrough(udid); h.UDID() != udid {
+		t.Fatalf("tunnel reaches %s", h.UDID())
+	}
+}
