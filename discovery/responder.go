@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -141,6 +140,36 @@ func (r *Responder) Run(ctx context.Context) error {
 
 var errNoAnswer = errors.New("no answer")
 
+// sameName compares two names in presentation form as DNS does: by their wire form, ASCII
+// case-insensitively ("My\ Phone" and "my\032phone" are one name).
+func sameName(a, b string) bool {
+	var wa, wb [256]byte
+	na, err := dns.PackDomainName(dns.Fqdn(a), wa[:], 0, nil, false)
+	if err != nil {
+		return false
+	}
+	nb, err := dns.PackDomainName(dns.Fqdn(b), wb[:], 0, nil, false)
+	if err != nil {
+		return false
+	}
+	if na != nb {
+		return false
+	}
+	for i := range na { // length bytes are at most 63, below 'A': folding leaves them alone
+		if lower(wa[i]) != lower(wb[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 // response answers qs (nil: announce everything) with every record of the matching adverts:
 // PTR in answers, SRV, TXT and the host's addresses in additionals.
 func (r *Responder) response(qs []dns.Question, ttl uint32) ([]byte, error) {
@@ -158,7 +187,7 @@ func (r *Responder) response(qs []dns.Question, ttl uint32) ([]byte, error) {
 			return true
 		}
 		for _, q := range qs {
-			if strings.EqualFold(q.Name, name) && (q.Qtype == t || q.Qtype == dns.TypeANY) {
+			if sameName(q.Name, name) && (q.Qtype == t || q.Qtype == dns.TypeANY) {
 				return true
 			}
 		}
