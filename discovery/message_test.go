@@ -169,7 +169,8 @@ func TestParseTXT(t *testing.T) {
 }
 
 // FuzzParse: any datagram goes through the browser's whole parse path (header bounds, decode,
-// cache, resolve) without panicking and with allocation bounded by its size.
+// cache, resolve), and a query through the responder's answer path, without panicking and with
+// allocation bounded by its size.
 func FuzzParse(f *testing.F) {
 	f.Add(response(f, rr(f, TypeRemoted+" 120 IN PTR x."+TypeRemoted), rr(f, "x."+TypeRemoted+" 120 IN SRV 0 0 58783 h.local."),
 		rr(f, "h.local. 120 IN AAAA fe80::1"), rr(f, "x."+TypeRemoted+` 120 IN TXT "a=b"`)))
@@ -184,6 +185,13 @@ func FuzzParse(f *testing.F) {
 			}
 			if n := len(m.Question) + len(m.Answer) + len(m.Ns) + len(m.Extra); n > MaxRecords {
 				t.Fatalf("%d records decoded", n)
+			}
+			if !m.Response {
+				r := &Responder{host: "h.local.", addrs: []netip.Addr{netip.MustParseAddr("fe80::2")},
+					adverts: []Advert{{Type: TypeRemoted, Instance: "x", Port: 58783}, {Type: TypeManualPairing, Instance: "a.b", Port: 1}}}
+				if b, err := r.response(m.Question, RecordTTL); err == nil && len(b) > MaxPacket {
+					t.Fatalf("%d-byte answer", len(b))
+				}
 			}
 			c := newCache()
 			c.add(m, 1, netip.MustParseAddr("fe80::2"), []string{TypeRemoted, TypeRemotePairing, TypeManualPairing}, time.Now())

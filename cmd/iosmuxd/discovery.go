@@ -61,6 +61,11 @@ func (f *discoveryFlags) sources(simulate bool, store *pairrecord.Store, log *sl
 	}
 	if len(out) > 0 {
 		log.Info("mDNS discovery on", "usb_network", usbNet, "wifi", wifi, "ifaces", f.ifaces)
+		for _, name := range f.ifaces {
+			if _, err := net.InterfaceByName(name); err != nil {
+				log.Warn("--mdns-iface: no such interface yet; it is browsed once it appears and is up", "iface", name)
+			}
+		}
 	}
 	return out, pairable
 }
