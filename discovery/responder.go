@@ -174,7 +174,7 @@ func lower(c byte) byte {
 // PTR in answers, SRV, TXT and the host's addresses in additionals.
 func (r *Responder) response(qs []dns.Question, ttl uint32) ([]byte, error) {
 	m := new(dns.Msg)
-	m.Response, m.Authoritative = true, true
+	m.Response, m.Authoritative, m.Compress = true, true, true
 	hdr := func(name string, t uint16, cacheFlush bool) dns.RR_Header {
 		class := uint16(dns.ClassINET)
 		if cacheFlush {
