@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/iosmux/iosmux/lockdown"
@@ -42,6 +43,42 @@ type CoreDeviceProxy struct {
 	// coalesced writes while Frida coalesces on the same path; UNCONFIRMED (tunnel.md §6).
 	Coalesce bool
 	Log      *slog.Logger
+
+	refusals refusals // why each device last refused its record, while it has none it accepts
+}
+
+// refusals remembers, per UDID, why the device refused its last record, so that with pairing
+// off every later attempt (which finds no record at all) still says what happened.
+type refusals struct {
+	mu  sync.Mutex
+	why map[string]string
+}
+
+func (r *refusals) set(udid, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.why == nil {
+		r.why = map[string]string{}
+	}
+	r.why[udid] = why
+}
+
+func (r *refusals) clear(udid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.why, udid)
+}
+
+func (r *refusals) get(udid string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	why, ok := r.why[udid]
+	return why, ok
+}
+
+// errRefusedNoPair is the needs-pairing error of a device that refused its record.
+func errRefusedNoPair(why any) error {
+	return fmt.Errorf("%w: the device refused its pair record (%v) and pairing is off: pair with 'iosmuxd pair' or import a record", ErrNeedsPairing, why)
 }
 
 // ErrNoPairRecord means no pair record was found and pairing is off.
@@ -60,6 +97,9 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	rec, err := c.record(ctx, mux, dev)
 	if errors.Is(err, pairrecord.ErrNotFound) {
 		if !c.Pair {
+			if why, ok := c.refusals.get(dev.UDID); ok {
+				return nil, Info{}, errRefusedNoPair(why)
+			}
 			return nil, Info{}, fmt.Errorf("%w: %v", ErrNoPairRecord, err)
 		}
 		rec, err = c.pair(ctx, mux, dev, stage)
@@ -74,6 +114,7 @@ func (c *CoreDeviceProxy) Open(ctx context.Context, dev Device, stage func(strin
 	if err != nil {
 		return nil, info, err
 	}
+	c.refusals.clear(dev.UDID)
 	defer lc.Close()
 	sctx, cancel := context.WithTimeout(ctx, StageTimeout)
 	defer cancel()
@@ -160,7 +201,8 @@ func (c *CoreDeviceProxy) renew(ctx context.Context, mux *lockdown.Mux, dev Devi
 	}
 	c.moveAside(dev.UDID)
 	if !c.Pair {
-		return nil, Info{}, nil, fmt.Errorf("%w: the device refused its pair record (%v) and pairing is off: pair with 'iosmuxd pair' or import a record", ErrNeedsPairing, why)
+		c.refusals.set(dev.UDID, why.Error())
+		return nil, Info{}, nil, errRefusedNoPair(why)
 	}
 	rec, err := c.pair(ctx, mux, dev, stage)
 	if err != nil {

@@ -43,6 +43,9 @@ type RemotePairing struct {
 	ImportPymobiledevice3 bool
 	// Pair runs pair-setup (the device shows Trust) when there is no record or it is refused.
 	Pair bool
+	// PIN is the SRP password of pair-setup when the device shows one (Apple TV); "" for the
+	// Trust prompt (pairing.ErrPINRequired when the device turns out to want a PIN).
+	PIN string
 	// PairTimeout bounds the wait for the user to tap Trust; 0 means PairTimeout.
 	PairTimeout time.Duration
 	// HostName is the name the Trust prompt shows and the source of a new record's host
@@ -187,7 +190,7 @@ func locate(ctx context.Context, dev Device, stage func(string)) (target, error)
 
 // connect opens the control channel at tg with rec's identity.
 func (r *RemotePairing) connect(ctx context.Context, tg target, rec *pairrecord.Remote, stage func(string)) (*control, error) {
-	cfg := pairing.HostConfig{Identity: hostIdentity(rec), Name: r.hostName()}
+	cfg := pairing.HostConfig{Identity: hostIdentity(rec), Name: r.hostName(), PIN: r.PIN}
 	if tg.framed {
 		stage("remotepairing connect " + tg.addr)
 		var d net.Dialer

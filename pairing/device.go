@@ -17,10 +17,17 @@ type DeviceConfig struct {
 	PIN       string    // SRP password; DefaultSetupPIN if empty
 	Rand      io.Reader // crypto/rand if nil
 	Handshake Obj       // the handshake response body (pairing.md §5)
+	// PINPairing is the tvOS flow: the device shows the PIN and answers M1 with M2 straight away,
+	// without the awaitingUserConsent event of the iPhone's Trust prompt (pairing.md §7).
+	PINPairing bool
 	// Paired returns the stored LTPK of a host (pair-verify).
 	Paired func(hostID string) (ed25519.PublicKey, bool)
-	// Consent asks the user to Trust the host (nil: accepted). It may block until ctx ends.
+	// Consent asks the user to Trust the host (nil: accepted); with PINPairing, whether the user
+	// keeps the PIN on screen rather than cancelling. It may block until ctx ends.
 	Consent func(ctx context.Context, hostName string) (bool, error)
+	// Refused is told when the device refuses the host in pair-verify (unknown host, bad
+	// signature) or pair-setup (wrong PIN, bad M5); the session goes on. nil: not told.
+	Refused func(stage string, err error)
 	// Store records a host that completed pair-setup.
 	Store func(*Peer) error
 	// Handle answers a decrypted request; an error becomes errorExtended.
@@ -127,6 +134,7 @@ func (d *Device) pairingData(ctx context.Context, body Obj) error {
 			d.ch, err = NewChannel(d.verify.SharedSecret(), RoleDevice)
 			return err
 		}
+		d.refused("pair-verify", verr)
 		return nil // the host sends pairVerifyFailed and may go on to pair-setup
 	case kind == KindSetup && state == StateM1:
 		return d.setupM1(ctx, body, data)
@@ -137,12 +145,16 @@ func (d *Device) pairingData(ctx context.Context, body Obj) error {
 		}
 		if serr != nil {
 			d.setup = nil
+			d.refused("pair-setup", serr)
 		}
 		return d.reply(ctx, "pair-setup M4", kind, m4)
 	case kind == KindSetup && state == StateM5 && d.setup != nil:
 		m6, host, serr := d.setup.HandleM5(data)
 		if m6 == nil {
 			return serr
+		}
+		if serr != nil {
+			d.refused("pair-setup", serr)
 		}
 		if serr == nil && d.cfg.Store != nil {
 			if err := d.cfg.Store(host); err != nil {
@@ -163,8 +175,10 @@ func (d *Device) pairingData(ctx context.Context, body Obj) error {
 
 func (d *Device) setupM1(ctx context.Context, body Obj, data []byte) error {
 	name, _ := body["sendingHost"].(string)
-	if err := d.ep.send(ctx, "pair-setup consent", PlainEvent(EventAwaitingConsent, Obj{})); err != nil {
-		return err
+	if !d.cfg.PINPairing {
+		if err := d.ep.send(ctx, "pair-setup consent", PlainEvent(EventAwaitingConsent, Obj{})); err != nil {
+			return err
+		}
 	}
 	ok := true
 	if d.cfg.Consent != nil {
@@ -190,6 +204,12 @@ func (d *Device) setupM1(ctx context.Context, body Obj, data []byte) error {
 		return err
 	}
 	return d.reply(ctx, "pair-setup M2", KindSetup, m2)
+}
+
+func (d *Device) refused(stage string, err error) {
+	if d.cfg.Refused != nil {
+		d.cfg.Refused(stage, err)
+	}
 }
 
 func (d *Device) paired(hostID string) (ed25519.PublicKey, bool) {

@@ -24,14 +24,18 @@ type Host struct {
 	ep  endpoint
 	cfg HostConfig
 	ch  *Channel
+	// PIN pairing (pin.go): a PIN was given; the handshake allows no pinless pairing; the
+	// device sent awaitingUserConsent in this pair-setup.
+	pinGiven, pinOnly, prompted bool
 }
 
 // NewHost starts a host-side control channel.
 func NewHost(t Transport, cfg HostConfig) *Host {
-	if cfg.PIN == "" {
+	given := cfg.PIN != ""
+	if !given {
 		cfg.PIN = DefaultSetupPIN
 	}
-	return &Host{ep: endpoint{t: t, origin: "host"}, cfg: cfg}
+	return &Host{ep: endpoint{t: t, origin: "host"}, cfg: cfg, pinGiven: given}
 }
 
 // Handshake sends the handshake request and returns the device's reply (pairing.md §5).
@@ -47,6 +51,7 @@ func (h *Host) Handshake(ctx context.Context) (Obj, error) {
 			return nil, err
 		}
 		if m.Kind == KindResponse && m.Name == RequestHandshake {
+			h.pinOnly = pinOnly(m.Body)
 			return m.Body, nil
 		}
 		if m.Kind != KindEvent {
@@ -82,6 +87,7 @@ func (h *Host) exchange(ctx context.Context, stage, kind string, tlv []byte, sta
 			return data, nil
 		case m.Kind == KindEvent && m.Name == EventAwaitingConsent:
 			prompted = true // the user is looking at the Trust prompt
+			h.prompted = true
 		case m.Kind == KindEvent && m.Name == EventPairingRejected:
 			return nil, fmt.Errorf("%w: %s", ErrTrustDenied, rejectionReason(m.Body))
 		default:
@@ -151,9 +157,13 @@ func (h *Host) Setup(ctx context.Context) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.prompted = false
 	m2, err := h.exchange(ctx, "pair-setup M1", KindSetup, s.M1(), true)
 	if err != nil {
 		return nil, err
+	}
+	if h.needsPIN() {
+		return nil, ErrPINRequired
 	}
 	m3, err := s.HandleM2(m2)
 	if err != nil {
@@ -165,7 +175,7 @@ func (h *Host) Setup(ctx context.Context) (*Peer, error) {
 	}
 	m5, err := s.HandleM4(m4)
 	if err != nil {
-		return nil, err
+		return nil, h.wrongPIN(err)
 	}
 	m6, err := h.exchange(ctx, "pair-setup M5", KindSetup, m5, false)
 	if err != nil {

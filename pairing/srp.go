@@ -203,13 +203,26 @@ func (s *SRPServer) Verify(aBytes, m1 []byte) ([]byte, error) {
 	S.Exp(S, s.b, srpN)
 	key := srpHash(srpPad(S))
 	want := srpM1(s.username, s.salt, pa, s.B, key)
+	ea := pa
 	if subtle.ConstantTimeCompare(want, m1) != 1 {
-		return nil, fmt.Errorf("%w: host proof M1 does not match (wrong PIN?)", ErrSRP)
+		// srpMinimalM1Tolerated: appium hashes A and B without padding in M1.
+		ea = A.Bytes()
+		alt := srpM1(s.username, s.salt, ea, new(big.Int).SetBytes(s.B).Bytes(), key)
+		if !srpMinimalM1Tolerated || subtle.ConstantTimeCompare(alt, m1) != 1 {
+			return nil, fmt.Errorf("%w: host proof M1 does not match (wrong PIN?)", ErrSRP)
+		}
 	}
 	s.key = key
-	s.m2 = srpHash(pa, m1, key)
+	s.m2 = srpHash(ea, m1, key)
 	return s.m2, nil
 }
+
+// srpMinimalM1Tolerated makes the device also accept M1 computed over A and B without their
+// leading zero bytes, as appium-ios-remotexpc computes it (src/lib/apple-tv/srp/crypto-utils.ts
+// calculateM1; its k, u and K are padded). The two forms differ only when A or B starts with a
+// zero byte (about 1 in 128 pairings). Which form a real device checks is UNCONFIRMED (pairing.md
+// §13: "SRP minimal vs padded vs mixed"); the M2 answer uses A as the host hashed it.
+const srpMinimalM1Tolerated = true
 
 // Key returns the 64-byte session key K (nil until Verify succeeds).
 func (s *SRPServer) Key() []byte { return s.key }

@@ -29,6 +29,7 @@ type remotePairing struct {
 
 	mu    sync.Mutex
 	hosts map[string]ed25519.PublicKey
+	pin   string // tvOS-style PIN pairing when set (remotepairing_pin.go)
 }
 
 var (
@@ -158,7 +159,7 @@ func (d *Device) serveTunnelService(ctx context.Context, nc net.Conn) {
 // remotePairingConfig is the device role's configuration; listeners bind on local's IP.
 func (d *Device) remotePairingConfig(ctx context.Context, local net.Addr) pairing.DeviceConfig {
 	st := d.remotePairingState()
-	return pairing.DeviceConfig{
+	return d.withPairingUI(pairing.DeviceConfig{
 		Identity:  st.id,
 		Handshake: d.remotePairingHandshake(),
 		Paired: func(hid string) (ed25519.PublicKey, bool) {
@@ -182,7 +183,7 @@ func (d *Device) remotePairingConfig(ctx context.Context, local net.Addr) pairin
 			}
 			return d.createListener(ctx, local, args)
 		},
-	}
+	})
 }
 
 // remotePairingIdle ends a control connection whose host sends nothing for this long; tunnels it

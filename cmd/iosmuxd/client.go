@@ -15,6 +15,7 @@ import (
 	"github.com/iosmux/iosmux/api"
 	"github.com/iosmux/iosmux/daemon"
 	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/pairrecord"
 )
 
@@ -79,8 +80,19 @@ func pair(args []string, stdout, stderr io.Writer) int {
 	remote := fs.String("remotepairing", "", "RemotePairing: the device's RPPairing port at `HOST:PORT` (Wi-Fi) instead of usbmuxd")
 	stateDir := fs.String("state-dir", "", "iosmux's pair-record `DIR`")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for Trust on the device")
-	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR | --device HOST:PORT | --remotepairing HOST:PORT]", stderr); stop {
+	pin := fs.String("pin", "", "RemotePairing: the `PIN` the device shows for pairing (Apple TV)")
+	if code, stop := parseFlags(fs, args, "iosmuxd pair [--udid UDID] [--usbmux ADDR | --device HOST:PORT | --remotepairing HOST:PORT [--pin PIN]]", stderr); stop {
 		return code
+	}
+	if *pin != "" {
+		if *device == "" && *remote == "" {
+			fmt.Fprintln(stderr, "iosmuxd pair: --pin is for RemotePairing (--device or --remotepairing)")
+			return 2
+		}
+		if err := pairing.CheckPIN(*pin); err != nil {
+			fmt.Fprintf(stderr, "iosmuxd pair: --pin: %v\n", err)
+			return 2
+		}
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(stderr, "iosmuxd pair: --timeout %v: want a positive duration\n", *timeout)
@@ -89,7 +101,7 @@ func pair(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if *device != "" || *remote != "" {
-		return pairRemote(ctx, daemon.Device{UDID: *udid, RSDAddr: *device, PairingAddr: *remote}, *stateDir, *timeout, stdout, stderr)
+		return pairRemote(ctx, daemon.Device{UDID: *udid, RSDAddr: *device, PairingAddr: *remote}, *stateDir, *timeout, *pin, stdout, stderr)
 	}
 	mux, err := lockdown.NewMux(*usbmux)
 	if err != nil {
@@ -120,7 +132,7 @@ func pair(args []string, stdout, stderr io.Writer) int {
 }
 
 // pairRemote pairs over RemotePairing with the device at dev's address.
-func pairRemote(ctx context.Context, dev daemon.Device, stateDir string, timeout time.Duration, stdout, stderr io.Writer) int {
+func pairRemote(ctx context.Context, dev daemon.Device, stateDir string, timeout time.Duration, pin string, stdout, stderr io.Writer) int {
 	if dev.RSDAddr != "" && dev.PairingAddr != "" {
 		fmt.Fprintln(stderr, "iosmuxd pair: give one of --device and --remotepairing")
 		return 2
@@ -136,13 +148,23 @@ func pairRemote(ctx context.Context, dev daemon.Device, stateDir string, timeout
 		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
 		return 1
 	}
-	r := &daemon.RemotePairing{Store: store, Pair: true, PairTimeout: timeout}
+	r := &daemon.RemotePairing{Store: store, Pair: true, PairTimeout: timeout, PIN: pin}
 	udid, err := r.PairDevice(ctx, dev, func(stage string) {
 		if strings.HasPrefix(stage, daemon.StagePairing) {
+			if pin != "" {
+				stage = "pairing with the PIN given"
+			}
 			fmt.Fprintf(stderr, "%s\n", strings.TrimPrefix(stage, daemon.StagePairing+": "))
 		}
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, pairing.ErrPINRequired):
+		fmt.Fprintln(stderr, "iosmuxd pair: the device shows a PIN for pairing: run again with --pin PIN")
+		return 1
+	case errors.Is(err, pairing.ErrWrongPIN):
+		fmt.Fprintln(stderr, "iosmuxd pair: the device refused the PIN: check it on the device's screen and try again")
+		return 1
+	case err != nil:
 		fmt.Fprintf(stderr, "iosmuxd pair: %v\n", err)
 		return 1
 	}

@@ -138,10 +138,15 @@ func TestDaemonNoPairWaitsAfterReset(t *testing.T) {
 	e.waitPublished(d.UDID)
 	e.restartSimulator()
 	d = e.devs[0]
-	waitFor(t, "the needs-pairing state", func() bool {
+	// Two failed attempts at least: the one that met the refusal and one that found no record
+	// at all; the status must still say why (the reason is not lost to the retry).
+	waitFor(t, "the needs-pairing state after a retry", func() bool {
 		st, ok := e.device(d.UDID)
-		return ok && st.State == "needs pairing" && strings.Contains(st.LastError, "refused its pair record")
+		return ok && st.State == "needs pairing" && st.Attempts >= 2
 	})
+	if st, _ := e.device(d.UDID); !strings.Contains(st.LastError, "refused its pair record") {
+		t.Fatalf("needs pairing, but the status does not say the record was refused: %q", st.LastError)
+	}
 	if len(d.PairedHostIDs()) != 0 || len(e.tunnels()) != 0 {
 		t.Fatal("paired or published with --no-pair")
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/iosmux/iosmux/lockdown"
+	"github.com/iosmux/iosmux/pairing"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
@@ -42,6 +43,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
 	mdnsIface := fs.String("mdns", "", "advertise the first phone over mDNS on interface `IFACE`: its untrusted RSD (--rsd with --untrusted) as _remoted._tcp, its --remotepairing port as _remotepairing._tcp with its auth tag")
 	mdnsTag := fs.String("mdns-auth-tag", "", "with --mdns: advertise this `TAG` instead of the right auth tag (tests of a wrong one)")
+	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: iosmuxd simulate (--rsd HOST:PORT | --usbmuxd unix:PATH|tcp:HOST:PORT | --remotepairing HOST:PORT) [flags]\n\n"+
@@ -75,6 +77,11 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	mode, ok := trustModes[*trust]
 	if !ok {
 		return fail("--trust %q: want accept, after-prompt, deny, never or locked", *trust)
+	}
+	if *pin != "" {
+		if err := pairing.CheckPIN(*pin); err != nil {
+			return fail("--pin: %v", err)
+		}
 	}
 	if *devices < 1 {
 		return fail("--devices %d: want at least 1", *devices)
@@ -115,6 +122,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		return d
 	}
 	first := newDevice(0)
+	first.SetRemotePairingPIN(*pin) // checked above
 	if *remotePairing != "" {
 		ln, err := net.Listen("tcp", *remotePairing)
 		if err != nil {
