@@ -16,6 +16,9 @@ type MDNSOptions struct {
 	RemotePairingPort uint16
 	// AuthTag replaces the right auth tag in the _remotepairing._tcp TXT (tests of a wrong one).
 	AuthTag string
+	// ManualPairingPort is the RPPairing port to advertise as _remotepairing-manual-pairing._tcp
+	// (a device waiting to be paired with a PIN, as an Apple TV in pairing mode; 0: none).
+	ManualPairingPort uint16
 }
 
 // The _remoted._tcp TXT and instance name of a real phone are UNCONFIRMED (spec discovery.md
@@ -47,6 +50,12 @@ func (d *Device) MDNSAdverts(o MDNSOptions) []discovery.Advert {
 		out = append(out, discovery.Advert{Type: discovery.TypeRemotePairing,
 			Instance: fmt.Sprintf("%s-%d", d.DeviceName, o.RemotePairingPort), Port: o.RemotePairingPort,
 			TXT: []string{"identifier=" + id, "authTag=" + tag, "model=" + d.ProductType, "ver=" + d.ProductVersion}})
+	}
+	if o.ManualPairingPort != 0 {
+		// TXT name and identifier are what clients read (spec §5); other keys UNCONFIRMED.
+		out = append(out, discovery.Advert{Type: discovery.TypeManualPairing,
+			Instance: fmt.Sprintf("%s-%d", d.DeviceName, o.ManualPairingPort), Port: o.ManualPairingPort,
+			TXT: []string{"name=" + d.DeviceName, "identifier=" + d.RemotePairingIdentifier(), "model=" + d.ProductType}})
 	}
 	return out
 }

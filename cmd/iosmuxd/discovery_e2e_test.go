@@ -221,3 +221,40 @@ func TestDiscoveryUsbmuxAndWiFi(t *testing.T) {
 		t.Fatalf("tunnel reaches %s", h.UDID())
 	}
 }
+
+// TestDiscoveryManualPairing: a simulated Apple TV waiting for a PIN advertises
+// _remotepairing-manual-pairing._tcp; the daemon lists it as pairable (no device yet);
+// `iosmuxd pair --remotepairing <its listed address> --pin` pairs it; its _remotepairing._tcp
+// advert then matches the new record and the daemon pair-verifies and publishes it.
+func TestDiscoveryManualPairing(t *testing.T) {
+	l := peertest.NetNSLink(t)
+	ep := startSimulateIn(t, l.NS, []string{"udid", "remotepairing", "mdns"},
+		"--remotepairing", "[::]:0", "--pin", "123456", "--mdns", l.PeerIf)
+	udid := ep["udid"]
+	state := t.TempDir()
+	e, _, _ := runDaemonLogged(t, "--no-usbmux", "--no-usb-network", "--mdns-iface", l.HostIf,
+		"--backend", "userspace", "--state-dir", state, "--liveness", "500ms")
+	var p api.PairableStatus
+	waitFor(t, "the Apple TV in the pairable list", func() bool {
+		st := e.status()
+		if len(st.Pairable) == 1 {
+			p = st.Pairable[0]
+		}
+		return len(st.Pairable) == 1
+	})
+	if portOfAddr(t, p.Address) != portOfAddr(t, ep["remotepairing"]) || p.Interface != l.HostIf || p.Name == "" || p.Identifier == "" {
+		t.Fatalf("pairable %+v", p)
+	}
+	if n := len(e.status().Devices); n != 0 {
+		t.Fatalf("%d devices before pairing", n)
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"pair", "--state-dir", state, "--remotepairing", p.Address, "--pin", "123456"}, &out, &errb); code != 0 {
+		t.Fatalf("pair --pin: %d %s", code, errb.String())
+	}
+	e.waitPublished(udid)
+	d, _ := e.device(udid)
+	if len(d.Paths) != 1 || d.Paths[0].Source != daemon.SourceWiFi {
+		t.Fatalf("paths %+v", d.Paths)
+	}
+}

@@ -41,7 +41,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	drop := fs.Bool("drop-large", false, "drop host-to-device tunnel packets above 8192 bytes, as a real USB device does")
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
-	mdnsIface := fs.String("mdns", "", "advertise the first phone over mDNS on interface `IFACE`: its untrusted RSD (--rsd with --untrusted) as _remoted._tcp, its --remotepairing port as _remotepairing._tcp with its auth tag")
+	mdnsIface := fs.String("mdns", "", "advertise the first phone over mDNS on interface `IFACE`: its untrusted RSD (--rsd with --untrusted) as _remoted._tcp, its --remotepairing port as _remotepairing._tcp with its auth tag (and, with --pin, as _remotepairing-manual-pairing._tcp)")
 	mdnsTag := fs.String("mdns-auth-tag", "", "with --mdns: advertise this `TAG` instead of the right auth tag (tests of a wrong one)")
 	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
@@ -137,6 +137,9 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "remotepairing %s\n", ln.Addr())
 		if mdns != nil {
 			mdns.opts.RemotePairingPort = uint16(portOf(ln.Addr()))
+			if *pin != "" { // waiting to be paired with a PIN, as an Apple TV
+				mdns.opts.ManualPairingPort = mdns.opts.RemotePairingPort
+			}
 		}
 		if *rsdAddr == "" && *usbmuxd == "" {
 			if err := mdns.start(ctx, first, 0, false, stdout, log); err != nil {
