@@ -258,3 +258,34 @@ func TestDiscoveryManualPairing(t *testing.T) {
 		t.Fatalf("paths %+v", d.Paths)
 	}
 }
+
+// TestDiscoveryWiFiNeverPairsOnItsOwn: a phone advertised over Wi-Fi whose tag matches a
+// record but which refuses that record (here: another simulator with the phone's identity that
+// never paired, as an impostor replaying the advert would) is not paired again on its own: it
+// waits in 'needs pairing' and the record is left as it was.
+func TestDiscoveryWiFiNeverPairsOnItsOwn(t *testing.T) {
+	l := peertest.NetNSLink(t)
+	first := startSimulateIn(t, l.NS, []string{"udid", "remotepairing"}, "--remotepairing", "[::]:0")
+	state := t.TempDir()
+	var out, errb strings.Builder
+	rp := "[fe80::2%" + l.HostIf + "]:" + portOfAddr(t, first["remotepairing"])
+	if code := run([]string{"pair", "--state-dir", state, "--remotepairing", rp}, &out, &errb); code != 0 {
+		t.Fatalf("pair: %d %s", code, errb.String())
+	}
+	rec := state + "/remote_" + first["udid"] + ".plist"
+	before, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSimulateIn(t, l.NS, []string{"udid", "remotepairing", "mdns"}, "--remotepairing", "[::]:0", "--mdns", l.PeerIf)
+	e, _, _ := runDaemonLogged(t, "--no-usbmux", "--no-usb-network", "--mdns-iface", l.HostIf,
+		"--backend", "userspace", "--state-dir", state)
+	waitFor(t, "the refused record to leave the device in 'needs pairing'", func() bool {
+		d, ok := e.device(first["udid"])
+		return ok && d.State == daemon.StateNeedsPairing
+	})
+	after, err := os.ReadFile(rec)
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("the record changed (%v): the daemon paired over Wi-Fi on its own", err)
+	}
+}
