@@ -4,7 +4,8 @@
 #     openssl (reference TLS-PSK peer), iproute2 (network namespaces), chromium (a real
 #     browser page attacking the API), systemd (systemd-analyze verify on
 #     packaging/systemd), util-linux (setpriv: the daemon as an unprivileged user with
-#     CAP_NET_ADMIN alone);
+#     CAP_NET_ADMIN alone), python3-zeroconf (a third-party mDNS browser that must see the
+#     simulator's adverts, test/interop/mdns_browse.py);
 #   - npm (from test/interop/package-lock.json): appium-ios-remotexpc and its native
 #     dependency appium-ios-tuntap, which has no prebuild for Debian 12's glibc and
 #     is compiled here by node-gyp: g++, make, python3, pkg-config, and OpenSSL's and
@@ -40,6 +41,7 @@ APT_PACKAGES=(
   ca-certificates
   curl
   chromium
+  python3-zeroconf
 )
 
 # --- Debian packages ---------------------------------------------------------

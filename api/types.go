@@ -74,6 +74,18 @@ type Status struct {
 	Goroutines int            `json:"goroutines"`
 	Devices    []DeviceStatus `json:"devices"`
 	Sources    []SourceStatus `json:"sources"`
+	// Pairable lists devices advertising _remotepairing-manual-pairing._tcp: not devices of
+	// the manager yet, pairable on request ('iosmuxd pair').
+	Pairable []PairableStatus `json:"pairable,omitempty"`
+}
+
+// PairableStatus is a device waiting to be paired, as its mDNS advert describes it.
+type PairableStatus struct {
+	Name       string `json:"name"`
+	Identifier string `json:"identifier,omitempty"`
+	Model      string `json:"model,omitempty"`
+	Address    string `json:"address"` // IP:PORT of its RPPairing port
+	Interface  string `json:"interface"`
 }
 
 // SourceStatus is one device source (a usbmuxd, a hand-given address).

@@ -47,6 +47,8 @@ type Config struct {
 	// SourceRetry is the wait before a failed source is restarted.
 	SourceRetry time.Duration
 	Version     string
+	// Pairable lists the devices waiting to be paired that discovery saw (status route).
+	Pairable func() []api.PairableStatus
 }
 
 func (c Config) withDefaults() Config {
@@ -316,6 +318,9 @@ func (m *Manager) Status() api.Status {
 	}
 	slices.SortFunc(st.Devices, func(a, b api.DeviceStatus) int { return strings.Compare(a.UDID, b.UDID) })
 	slices.SortFunc(st.Sources, func(a, b api.SourceStatus) int { return strings.Compare(a.Name, b.Name) })
+	if m.cfg.Pairable != nil {
+		st.Pairable = m.cfg.Pairable()
+	}
 	return st
 }
 

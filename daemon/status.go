@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"sort"
@@ -84,7 +85,7 @@ func (d *deviceRun) status() api.DeviceStatus {
 	}
 	for _, p := range d.paths {
 		s.Paths = append(s.Paths, api.PathStatus{Source: p.Source, ConnectionType: p.ConnectionType,
-			DeviceID: p.DeviceID, Address: p.RSDAddr, Carrying: d.state != StateCancelled && p.pathKey() == d.carrying.pathKey()})
+			DeviceID: p.DeviceID, Address: cmp.Or(p.RSDAddr, p.PairingAddr), Carrying: d.state != StateCancelled && p.pathKey() == d.carrying.pathKey()})
 	}
 	if d.tun != nil {
 		s.Backend = "kernel"

@@ -158,7 +158,7 @@ func measure(bin, dir string, n int, idle time.Duration, backend string, daemonF
 	apiAddr := ln.Addr().String()
 	ln.Close()
 	start := time.Now()
-	d := exec.CommandContext(ctx, bin, append([]string{"--usbmux", "unix:" + sock, "--api", apiAddr, "--backend", backend,
+	d := exec.CommandContext(ctx, bin, append([]string{"--usbmux", "unix:" + sock, "--no-usb-network", "--no-wifi", "--api", apiAddr, "--backend", backend,
 		"--state-dir", filepath.Join(dir, "state-"+tag), "--log-level", "error"}, daemonFlags...)...)
 	d.Stderr = os.Stderr
 	if err := d.Start(); err != nil {

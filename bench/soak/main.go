@@ -66,7 +66,7 @@ func run(cycles int, bin, backend string) error {
 	}
 	apiAddr := ln.Addr().String()
 	ln.Close()
-	d := exec.CommandContext(ctx, bin, "--usbmux", "unix:"+sock, "--api", apiAddr, "--backend", backend,
+	d := exec.CommandContext(ctx, bin, "--usbmux", "unix:"+sock, "--no-usb-network", "--no-wifi", "--api", apiAddr, "--backend", backend,
 		"--state-dir", filepath.Join(dir, "state"), "--log-level", "error")
 	d.Stderr = os.Stderr
 	if err := d.Start(); err != nil {

@@ -37,6 +37,7 @@ type serveFlags struct {
 	devices, mtu, mtuClamp                               int
 	liveness, livenessTimeout                            time.Duration
 	log                                                  *logFlags
+	discovery                                            *discoveryFlags
 }
 
 func newServeFlags(fs *flag.FlagSet) *serveFlags {
@@ -75,6 +76,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.DurationVar(&f.livenessTimeout, "liveness-timeout", daemon.DefaultLivenessTimeout, "how long one probe may take; two failed probes in a row rebuild the tunnel")
 	fs.StringVar(&f.probe, "liveness-probe", "ping", "how a tunnel is probed: ping (ICMPv6 echo through the tunnel) or rsd (a whole RSD handshake, as before; costly)")
 	f.log = addLogFlags(fs)
+	f.discovery = addDiscoveryFlags(fs)
 	return f
 }
 
@@ -163,8 +165,8 @@ func (f *serveFlags) resolve() (setup, error) {
 	if f.mtuClamp != 0 && (f.mtuClamp < tunnel.MinMTU || f.mtuClamp > 0xffff) {
 		return s, fmt.Errorf("--mtu-clamp %d: want 0 (off) or %d to 65535", f.mtuClamp, tunnel.MinMTU)
 	}
-	if f.noUsbmux && !f.simulate && len(f.devicesByHand) == 0 {
-		return s, fmt.Errorf("--no-usbmux without --device: no device source left")
+	if usbNet, wifi := f.discovery.on(f.simulate); f.noUsbmux && !f.simulate && len(f.devicesByHand) == 0 && !usbNet && !wifi {
+		return s, fmt.Errorf("--no-usbmux without --device or discovery: no device source left")
 	}
 	if f.simulate {
 		if f.devices < 1 {
@@ -278,6 +280,8 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	for _, a := range f.devicesByHand {
 		sources = append(sources, daemon.AddressSource{Addr: a})
 	}
+	found, pairable := f.discovery.sources(f.simulate, store, log)
+	sources = append(sources, found...)
 	if len(f.udids) > 0 {
 		for i, s := range sources {
 			sources[i] = daemon.OnlyUDIDs{Source: s, UDIDs: f.udids}
@@ -295,8 +299,8 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	// MTUClamp is CoreDeviceProxy's USB drop (tunnel.md §6), not a RemotePairing limit.
 	remote := &daemon.RemotePairing{Store: store, ImportPymobiledevice3: !f.simulate, Pair: !f.noPair,
 		Protocol: f.protocol, Backend: s.backend, RequestMTU: f.mtu, Log: log}
-	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open, remote.Open), Sources: sources, Log: log,
-		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: readBuildInfo().short()})
+	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open, remoteOpener(remote)), Sources: sources, Log: log,
+		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: readBuildInfo().short(), Pairable: pairable})
 	// The manager first, the API once it is ready: no request sees a half-started daemon.
 	runErr := make(chan error, 1)
 	go func() { runErr <- m.Run(ctx) }()

@@ -42,6 +42,8 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	untrusted := fs.Bool("untrusted", false, "with --rsd: serve the untrusted inventory (as on the USB link, port 58783)")
 	remotePairing := fs.String("remotepairing", "", "also serve the first phone's RPPairing port (RemotePairing over the network, as on Wi-Fi) on `HOST:PORT` (port 0 picks one)")
 	refuse := fs.String("refuse", "", "createListener refuses this tunnel `PROTOCOL`: quic (as iOS 18.2 and later) or tcp (as an early iOS 17)")
+	mdnsIface := fs.String("mdns", "", "advertise the first phone over mDNS on interface `IFACE`: its untrusted RSD (--rsd with --untrusted) as _remoted._tcp, its --remotepairing port as _remotepairing._tcp with its auth tag (and, with --pin, as _remotepairing-manual-pairing._tcp)")
+	mdnsTag := fs.String("mdns-auth-tag", "", "with --mdns: advertise this `TAG` instead of the right auth tag (tests of a wrong one)")
 	pin := fs.String("pin", "", "RemotePairing pair-setup as on an Apple TV: the first phone shows this `PIN` (4 to 8 digits) instead of a Trust prompt")
 	lf := addLogFlags(fs)
 	fs.Usage = func() {
@@ -99,6 +101,13 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 			return fail("%v", strings.Replace(err.Error(), "--api", "--control", 1))
 		}
 	}
+	var mdns *simMDNS
+	if *mdnsIface != "" {
+		if *remotePairing == "" && !(*rsdAddr != "" && *untrusted) {
+			return fail("--mdns needs --remotepairing or --rsd with --untrusted")
+		}
+		mdns = &simMDNS{iface: *mdnsIface, opts: sim.MDNSOptions{AuthTag: *mdnsTag}}
+	}
 	muxNet, muxAddr := "", ""
 	if *usbmuxd != "" {
 		if muxNet, muxAddr, err = lockdown.ParseSocketAddress(*usbmuxd); err != nil {
@@ -133,7 +142,16 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 		fmt.Fprintf(stdout, "remotepairing %s\n", ln.Addr())
+		if mdns != nil {
+			mdns.opts.RemotePairingPort = uint16(portOf(ln.Addr()))
+			if *pin != "" { // waiting to be paired with a PIN, as an Apple TV
+				mdns.opts.ManualPairingPort = mdns.opts.RemotePairingPort
+			}
+		}
 		if *rsdAddr == "" && *usbmuxd == "" {
+			if err := mdns.start(ctx, first, 0, false, stdout, log); err != nil {
+				return fail("%v", err)
+			}
 			fmt.Fprintf(stdout, "udid %s\n", first.UDID)
 			<-ctx.Done()
 			log.Info("stopping simulator")
@@ -141,7 +159,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *rsdAddr != "" {
-		return simulateRSD(ctx, *rsdAddr, first, *untrusted, stdout, stderr, log)
+		return simulateRSD(ctx, *rsdAddr, first, *untrusted, mdns, stdout, stderr, log)
 	}
 	u := sim.NewUsbmuxd(ctx, sim.UsbmuxdOptions{Log: log})
 	defer u.Close()
@@ -179,6 +197,9 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "control http://%s\n", ca)
 	}
+	if err := mdns.start(ctx, first, 0, false, stdout, log); err != nil {
+		return fail("%v", err)
+	}
 	fmt.Fprintf(stdout, "usbmuxd %s:%s\n", addr.Network(), addr)
 	<-ctx.Done()
 	log.Info("stopping simulator")
@@ -208,7 +229,7 @@ func splitListenAddr(addr string) (int, error) {
 }
 
 // simulateRSD serves one device's RSD endpoint directly on addr.
-func simulateRSD(ctx context.Context, addr string, dev *sim.Device, untrusted bool, stdout, stderr io.Writer, log *slog.Logger) int {
+func simulateRSD(ctx context.Context, addr string, dev *sim.Device, untrusted bool, mdns *simMDNS, stdout, stderr io.Writer, log *slog.Logger) int {
 	host, _, _ := net.SplitHostPort(addr)
 	port, err := splitListenAddr(addr)
 	if err != nil {
@@ -218,6 +239,11 @@ func simulateRSD(ctx context.Context, addr string, dev *sim.Device, untrusted bo
 	r, err := dev.ServeRSD(ctx, sim.TCPListen(host), port, sim.RSDOptions{Untrusted: untrusted})
 	if err != nil {
 		log.Error("simulator failed to start", "err", err)
+		return 1
+	}
+	if err := mdns.start(ctx, dev, portOf(r.Addr()), untrusted, stdout, log); err != nil {
+		log.Error("simulator failed to start", "err", err)
+		r.Close()
 		return 1
 	}
 	fmt.Fprintf(stdout, "udid %s\nrsd %s\n", dev.UDID, r.Addr())
