@@ -139,28 +139,54 @@ func (c *Conn) writeRecord(typ byte, payload []byte) error {
 	if c.txErr != nil {
 		return c.txErr
 	}
+	buf := c.wbuf[:0]
+	if len(payload) > MaxPlaintext { // several records: sealed into one pooled buffer
+		bp, _ := writeBuffers.Get().(*[]byte)
+		if bp == nil {
+			b := make([]byte, 0, writeBatch+4*(maxCiphertext-MaxPlaintext+recordHeaderLen))
+			bp = &b
+		}
+		defer func() { *bp = buf[:0]; writeBuffers.Put(bp) }()
+		buf = (*bp)[:0]
+	}
 	for first := true; first || len(payload) > 0; first = false {
 		chunk := payload[:min(len(payload), MaxPlaintext)]
 		payload = payload[len(chunk):]
-		rec := append(c.wbuf[:0], typ, 3, 3, 0, 0)
+		start := len(buf)
+		buf = append(buf, typ, 3, 3, 0, 0)
 		if c.tx != nil {
 			var err error
-			if rec, err = c.tx.seal(rec, typ, chunk); err != nil {
+			if buf, err = c.tx.seal(buf, typ, chunk); err != nil {
 				return err
 			}
 		} else {
-			rec = append(rec, chunk...)
+			buf = append(buf, chunk...)
 		}
-		n := len(rec) - recordHeaderLen
-		rec[3], rec[4] = byte(n>>8), byte(n)
-		c.wbuf = rec
-		if _, err := c.conn.Write(rec); err != nil {
-			c.txErr = err
-			return err
+		n := len(buf) - start - recordHeaderLen
+		buf[start+3], buf[start+4] = byte(n>>8), byte(n)
+		// One write(2) for up to writeBatch bytes of records, not one per record.
+		if len(payload) == 0 || len(buf) >= writeBatch {
+			if _, err := c.conn.Write(buf); err != nil {
+				c.txErr = err
+				return err
+			}
+			buf = buf[:0]
 		}
+	}
+	if cap(buf) <= maxCiphertext+recordHeaderLen {
+		c.wbuf = buf
 	}
 	return nil
 }
+
+// writeBatch is how many bytes of sealed records one Write of the underlying connection
+// carries at most: a 64 KiB application Write (the tunnel's coalesced packets) leaves in one
+// write(2) instead of four.
+const writeBatch = 64 << 10
+
+// writeBuffers lends multi-record writes their buffer, so an idle connection holds only one
+// record's.
+var writeBuffers sync.Pool
 
 // sendAlert sends a fatal alert (best effort) for err if it is local.
 func (c *Conn) sendAlert(err error) {
