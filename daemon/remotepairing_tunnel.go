@@ -151,20 +151,10 @@ func (r *RemotePairing) openTransport(ctx context.Context, ctl *control, psk []b
 	default:
 		return nil, fmt.Errorf("tunnel protocol %q: not supported (use %q or %q)", proto, ProtocolTCP, ProtocolQUIC)
 	}
-	stage("createListener " + proto)
-	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": psk, "transportProtocolType": proto})
+	addr, _, err := createListener(ctx, ctl, ProtocolTCP, psk, errTCPRefused, stage)
 	if err != nil {
-		var de *pairing.DeviceError
-		if errors.As(err, &de) {
-			return nil, fmt.Errorf("createListener: %w (%w)", errTCPRefused, err)
-		}
-		return nil, fmt.Errorf("createListener: %w", err)
+		return nil, err
 	}
-	port, ok := pairing.Uint(res["port"])
-	if !ok || port == 0 || port > 65535 {
-		return nil, fmt.Errorf("createListener: reply has no port: %v", res["port"])
-	}
-	addr := net.JoinHostPort(ctl.listenHost, strconv.FormatUint(port, 10))
 	stage("tunnel connect " + addr)
 	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: tunnelKeepIdle, Interval: tunnelKeepInterval, Count: tunnelKeepCount}}
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -181,6 +171,26 @@ func (r *RemotePairing) openTransport(ctx context.Context, ctl *control, psk []b
 	return tunnel.Start(ctx, tc, tunnel.Options{Backend: r.Backend, RequestMTU: r.RequestMTU, MTUClamp: r.MTUClamp, Log: r.Log})
 }
 
+// createListener asks the device for a tunnel listener of proto with key and returns its address
+// (on the control connection's host) and the whole reply; an error answer from the device
+// wraps refused.
+func createListener(ctx context.Context, ctl *control, proto string, key []byte, refused error, stage func(string)) (string, pairing.Obj, error) {
+	stage("createListener " + proto)
+	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": key, "transportProtocolType": proto})
+	if err != nil {
+		var de *pairing.DeviceError
+		if errors.As(err, &de) {
+			return "", nil, fmt.Errorf("createListener %s: %w (%w)", proto, refused, err)
+		}
+		return "", nil, fmt.Errorf("createListener %s: %w", proto, err)
+	}
+	port, ok := pairing.Uint(res["port"])
+	if !ok || port == 0 || port > 65535 {
+		return "", nil, fmt.Errorf("createListener %s: reply has no port: %v", proto, res["port"])
+	}
+	return net.JoinHostPort(ctl.listenHost, strconv.FormatUint(port, 10)), res, nil
+}
+
 // openQUIC runs createListener "quic" with a fresh RSA key, dials the QUIC listener with it
 // and runs the CDTunnel handshake on its stream; packets then go as datagrams, so the MTU is
 // capped to what one datagram carries.
@@ -194,21 +204,11 @@ func (r *RemotePairing) openQUIC(ctx context.Context, ctl *control, stage func(s
 	if err != nil {
 		return nil, fmt.Errorf("QUIC client key: %w", err)
 	}
-	stage("createListener " + ProtocolQUIC)
-	res, err := ctl.host.Request(ctx, pairing.RequestCreateListener, pairing.Obj{"key": spki, "transportProtocolType": ProtocolQUIC})
+	addr, res, err := createListener(ctx, ctl, ProtocolQUIC, spki, ErrQUICUnsupported, stage)
 	if err != nil {
-		var de *pairing.DeviceError
-		if errors.As(err, &de) {
-			return nil, fmt.Errorf("createListener quic: %w (%v)", ErrQUICUnsupported, err)
-		}
-		return nil, fmt.Errorf("createListener quic: %w", err)
-	}
-	port, ok := pairing.Uint(res["port"])
-	if !ok || port == 0 || port > 65535 {
-		return nil, fmt.Errorf("createListener quic: reply has no port: %v", res["port"])
+		return nil, err
 	}
 	devKey, _ := pairing.Bytes(res["devicePublicKey"])
-	addr := net.JoinHostPort(ctl.listenHost, strconv.FormatUint(port, 10))
 	stage("QUIC connect " + addr)
 	qc, err := quictunnel.Dial(ctx, addr, key)
 	if err != nil {
