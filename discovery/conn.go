@@ -141,48 +141,48 @@ func (c *mconn) read(out chan<- packet, done <-chan struct{}) {
 		case <-done:
 		}
 	}
+	// loop reads one socket; recv returns the interface index from its control message (-1
+	// when it carried none).
+	loop := func(recv func([]byte) (n, index int, src net.Addr, err error)) {
+		b := make([]byte, MaxPacket+1)
+		for {
+			n, index, src, err := recv(b)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			if n > MaxPacket || index < 0 {
+				continue
+			}
+			ua, _ := src.(*net.UDPAddr)
+			if ua == nil {
+				continue
+			}
+			deliver(b, n, index, ua.AddrPort())
+		}
+	}
 	if c.p6 != nil {
 		wg.Go(func() {
-			b := make([]byte, MaxPacket+1)
-			for {
+			loop(func(b []byte) (int, int, net.Addr, error) {
 				n, cm, src, err := c.p6.ReadFrom(b)
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
+				if cm == nil {
+					return n, -1, src, err
 				}
-				if n > MaxPacket || cm == nil {
-					continue
-				}
-				ua, _ := src.(*net.UDPAddr)
-				if ua == nil {
-					continue
-				}
-				deliver(b, n, cm.IfIndex, ua.AddrPort())
-			}
+				return n, cm.IfIndex, src, err
+			})
 		})
 	}
 	if c.p4 != nil {
 		wg.Go(func() {
-			b := make([]byte, MaxPacket+1)
-			for {
+			loop(func(b []byte) (int, int, net.Addr, error) {
 				n, cm, src, err := c.p4.ReadFrom(b)
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
+				if cm == nil {
+					return n, -1, src, err
 				}
-				if n > MaxPacket || cm == nil {
-					continue
-				}
-				ua, _ := src.(*net.UDPAddr)
-				if ua == nil {
-					continue
-				}
-				deliver(b, n, cm.IfIndex, ua.AddrPort())
-			}
+				return n, cm.IfIndex, src, err
+			})
 		})
 	}
 	wg.Wait()
