@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"log/slog"
@@ -19,51 +18,7 @@ import (
 // ends and returns the "NAME ADDRESS" lines it prints once every name in want has appeared.
 func startSimulateIn(t testing.TB, ns string, want []string, args ...string) map[string]string {
 	t.Helper()
-	cmd := peertest.NetNSCommand(ns, os.Args[0], append([]string{"simulate"}, args...)...)
-	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs peertest.LogBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("simulate %v log:\n%s", args, logs.String())
-		}
-	})
-	lines := map[string]string{}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), " "); ok {
-			lines[k] = v
-		}
-		if hasAll(lines, want) {
-			break
-		}
-	}
-	if !hasAll(lines, want) {
-		t.Fatalf("simulate printed %v, want %v", lines, want)
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	return lines
-}
-
-func hasAll(m map[string]string, keys []string) bool {
-	for _, k := range keys {
-		if m[k] == "" {
-			return false
-		}
-	}
-	return true
+	return runSimulate(t, peertest.NetNSCommand(ns, os.Args[0], append([]string{"simulate"}, args...)...), want, args)
 }
 
 // runDaemonLogged runs the daemon in-process with args, logging at debug into the returned

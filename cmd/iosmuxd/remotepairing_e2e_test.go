@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/iosmux/iosmux/api"
+	"github.com/iosmux/iosmux/internal/peertest"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/sim/profile"
 )
@@ -128,15 +129,21 @@ func TestDaemonRemotePairingDenied(t *testing.T) {
 
 // startSimulate runs `iosmuxd simulate args…` as a process until the test ends and returns the
 // endpoints it prints ("NAME ADDRESS" lines) once every name in want has appeared.
-func startSimulate(t *testing.T, want []string, args ...string) map[string]string {
+func startSimulate(t testing.TB, want []string, args ...string) map[string]string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"simulate"}, args...)...)
+	return runSimulate(t, exec.Command(os.Args[0], append([]string{"simulate"}, args...)...), want, args)
+}
+
+// runSimulate starts cmd (an `iosmuxd simulate` command line), kills it when the test ends and
+// returns the "NAME ADDRESS" lines it prints once every name in want has appeared.
+func runSimulate(t testing.TB, cmd *exec.Cmd, want []string, args []string) map[string]string {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "IOSMUXD_RUN_MAIN=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	var logs peertest.LogBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -145,7 +152,7 @@ func startSimulate(t *testing.T, want []string, args ...string) map[string]strin
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("simulate log:\n%s", logs.String())
+			t.Logf("simulate %v log:\n%s", args, logs.String())
 		}
 	})
 	lines := map[string]string{}
