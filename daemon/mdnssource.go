@@ -35,6 +35,28 @@ func send(ctx context.Context, out chan<- Event, ev Event) bool {
 	}
 }
 
+// advertPaths are the paths an mDNS source has reported, by advert key.
+type advertPaths map[string]Device
+
+// detach reports key's path gone, if one was reported; false when ctx ended.
+func (a advertPaths) detach(ctx context.Context, out chan<- Event, key string) bool {
+	d, ok := a[key]
+	if !ok {
+		return true
+	}
+	delete(a, key)
+	return send(ctx, out, Event{Device: d})
+}
+
+// attach reports d as key's path in place of the one reported before; false when ctx ended.
+func (a advertPaths) attach(ctx context.Context, out chan<- Event, key string, d Device) bool {
+	if !a.detach(ctx, out, key) {
+		return false
+	}
+	a[key] = d
+	return send(ctx, out, Event{Attached: true, Device: d})
+}
+
 // discoveryLog is l, or a logger that drops everything.
 func discoveryLog(l *slog.Logger) *slog.Logger {
 	if l == nil {

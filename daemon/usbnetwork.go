@@ -63,7 +63,7 @@ func (s *USBNetworkSource) Run(ctx context.Context, out chan<- Event) error {
 	}
 	events, errc := browse(ctx, []string{discovery.TypeRemoted}, ifaces, links, log)
 	adverts := map[string]discovery.Service{} // current adverts by key
-	attached := map[string]Device{}           // paths reported, by advert key
+	attached := advertPaths{}
 	results := make(chan probed)
 	retry := make(chan discovery.Service)
 	sem := make(chan struct{}, maxProbes)
@@ -83,14 +83,6 @@ func (s *USBNetworkSource) Run(ctx context.Context, out chan<- Event) error {
 			}
 		}()
 	}
-	detach := func(key string) bool {
-		d, ok := attached[key]
-		if !ok {
-			return true
-		}
-		delete(attached, key)
-		return send(ctx, out, Event{Device: d})
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,7 +93,7 @@ func (s *USBNetworkSource) Run(ctx context.Context, out chan<- Event) error {
 			key := ev.Service.Key()
 			if ev.Lost {
 				delete(adverts, key)
-				if !detach(key) {
+				if !attached.detach(ctx, out, key) {
 					return nil
 				}
 				continue
@@ -130,15 +122,11 @@ func (s *USBNetworkSource) Run(ctx context.Context, out chan<- Event) error {
 				continue
 			}
 			d := Device{UDID: r.udid, ConnectionType: "USB", Source: SourceUSBNetwork, RSDAddr: r.addr}
-			if old, ok := attached[key]; ok && old == d {
+			if attached[key] == d {
 				continue
 			}
-			if !detach(key) {
-				return nil
-			}
 			log.Info("phone found on its USB network interface", "udid", r.udid, "iface", cur.Iface, "rsd", r.addr)
-			attached[key] = d
-			if !send(ctx, out, Event{Attached: true, Device: d}) {
+			if !attached.attach(ctx, out, key, d) {
 				return nil
 			}
 		}

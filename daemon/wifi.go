@@ -76,16 +76,8 @@ func (s *WiFiSource) Run(ctx context.Context, out chan<- Event) error {
 	defer cancel()
 	events, errc := browse(ctx, []string{discovery.TypeRemotePairing, discovery.TypeManualPairing}, ifaces, nil, log)
 	unmatched := map[string]discovery.Service{}
-	attached := map[string]Device{}
+	attached := advertPaths{}
 	ignored := map[string]string{} // advert key → the tag last logged as matching nothing
-	detach := func(key string) bool {
-		d, ok := attached[key]
-		if !ok {
-			return true
-		}
-		delete(attached, key)
-		return send(ctx, out, Event{Device: d})
-	}
 	// match makes svc a path if its tag matches a record; it reports false when ctx ended.
 	match := func(svc discovery.Service) bool {
 		key := svc.Key()
@@ -99,20 +91,16 @@ func (s *WiFiSource) Run(ctx context.Context, out chan<- Event) error {
 				log.Debug("_remotepairing._tcp advert ignored: its auth tag matches no RemotePairing record",
 					"instance", svc.Instance, "iface", svc.Iface, "port", svc.Port, "identifier", id, "auth_tag", tag)
 			}
-			return detach(key)
+			return attached.detach(ctx, out, key)
 		}
 		delete(unmatched, key)
 		delete(ignored, key)
 		d := Device{UDID: udid, ConnectionType: "Network", Source: SourceWiFi, PairingAddr: ap.String()}
-		if old, ok := attached[key]; ok && old == d {
+		if attached[key] == d {
 			return true
 		}
-		if !detach(key) {
-			return false
-		}
 		log.Info("phone found on the network", "udid", udid, "iface", svc.Iface, "remotepairing", d.PairingAddr)
-		attached[key] = d
-		return send(ctx, out, Event{Attached: true, Device: d})
+		return attached.attach(ctx, out, key, d)
 	}
 	tick := time.NewTicker(WiFiRematch)
 	defer tick.Stop()
@@ -131,7 +119,7 @@ func (s *WiFiSource) Run(ctx context.Context, out chan<- Event) error {
 			if ev.Lost {
 				delete(unmatched, key)
 				delete(ignored, key)
-				if !detach(key) {
+				if !attached.detach(ctx, out, key) {
 					return nil
 				}
 				continue
