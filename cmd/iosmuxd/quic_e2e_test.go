@@ -20,13 +20,7 @@ func TestDaemonRemotePairingQUIC(t *testing.T) {
 	args := []string{"--no-usbmux", "--device", addr, "--protocol", "quic", "--backend", "userspace", "--state-dir", state, "--liveness", "500ms"}
 	e, stop := runDaemonWith(t, args...)
 	e.waitPublished(d.UDID)
-	h := e.rsdThrough(d.UDID)
-	if h.UDID() != d.UDID {
-		t.Fatalf("tunnel reaches %s", h.UDID())
-	}
-	if _, ok := h.Service("com.apple.mobile.lockdown.remote.trusted"); !ok {
-		t.Fatalf("the published RSD is not the tunnel's trusted one: %d services", len(h.Services))
-	}
+	e.trustedRSDThrough(d.UDID)
 	st, _ := e.device(d.UDID)
 	// Over TCP the device grants the requested 16000; over QUIC at most what one datagram holds.
 	if st.Backend != "userspace" || st.MTU < 1280 || st.MTU > quictunnel.RequestMTU {

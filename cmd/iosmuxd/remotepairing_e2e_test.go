@@ -62,6 +62,19 @@ func runDaemonWith(t *testing.T, args ...string) (*env, func()) {
 	return &env{t: t, api: ln.Addr().String()}, stop
 }
 
+// trustedRSDThrough checks that the RSD published for udid is that device's trusted one (a
+// RemotePairing tunnel's), reached through the tunnel.
+func (e *env) trustedRSDThrough(udid string) {
+	e.t.Helper()
+	h := e.rsdThrough(udid)
+	if h.UDID() != udid {
+		e.t.Fatalf("tunnel reaches %s", h.UDID())
+	}
+	if _, ok := h.Service("com.apple.mobile.lockdown.remote.trusted"); !ok {
+		e.t.Fatalf("the published RSD is not the tunnel's trusted one: %d services", len(h.Services))
+	}
+}
+
 // TestDaemonRemotePairing: the daemon pairs with a fresh device found by its untrusted RSD
 // (Trust accepted), stores a 0600 RemotePairing record, tunnels over TCP+TLS-PSK and publishes
 // the trusted RSD; restarted, it pair-verifies with the record and no Trust prompt.
@@ -71,13 +84,7 @@ func TestDaemonRemotePairing(t *testing.T) {
 	args := []string{"--no-usbmux", "--device", addr, "--backend", "userspace", "--state-dir", state, "--liveness", "500ms"}
 	e, stop := runDaemonWith(t, args...)
 	e.waitPublished(d.UDID)
-	h := e.rsdThrough(d.UDID)
-	if h.UDID() != d.UDID {
-		t.Fatalf("tunnel reaches %s", h.UDID())
-	}
-	if _, ok := h.Service("com.apple.mobile.lockdown.remote.trusted"); !ok {
-		t.Fatalf("the published RSD is not the tunnel's trusted one: %d services", len(h.Services))
-	}
+	e.trustedRSDThrough(d.UDID)
 	st, _ := e.device(d.UDID)
 	if st.Backend != "userspace" || st.DeviceName != d.DeviceName {
 		t.Fatalf("status %+v", st)
