@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/iosmux/iosmux/internal/lograte"
 )
 
 // Event is a service found (or changed: same Key, new address, port or TXT) or lost (goodbye
@@ -79,7 +81,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rl := newRateLog(log)
+	rl := lograte.New(log, RateLogInterval, 1)
 	maxWait := b.QueryInterval
 	if maxWait <= 0 {
 		maxWait = 30 * time.Second
@@ -153,7 +155,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 	scan := func() {
 		list, err := b.Interfaces()
 		if err != nil {
-			rl.logf(slog.LevelWarn, "interfaces", "mdns: cannot list interfaces", "err", err)
+			rl.Log(slog.LevelWarn, "interfaces", "mdns: cannot list interfaces", "err", err)
 			return
 		}
 		seen := map[int]bool{}
@@ -163,7 +165,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 				continue
 			}
 			if err := c.join(&ifi); err != nil {
-				rl.logf(slog.LevelDebug, "join "+ifi.Name, "mdns: cannot browse interface yet", "iface", ifi.Name, "err", err)
+				rl.Log(slog.LevelDebug, "join "+ifi.Name, "mdns: cannot browse interface yet", "iface", ifi.Name, "err", err)
 				continue
 			}
 			log.Debug("mdns browsing", "iface", ifi.Name, "types", b.Types)
@@ -184,7 +186,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 				continue
 			}
 			if err := c.send(&s.ifi, query); err != nil {
-				rl.logf(slog.LevelDebug, "send "+s.ifi.Name, "mdns: query failed", "iface", s.ifi.Name, "err", err)
+				rl.Log(slog.LevelDebug, "send "+s.ifi.Name, "mdns: query failed", "iface", s.ifi.Name, "err", err)
 			}
 			s.next = now.Add(s.wait)
 			s.wait = min(s.wait*2, maxWait)
@@ -205,7 +207,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 			}
 			m, err := Parse(p.data)
 			if err != nil {
-				rl.logf(slog.LevelDebug, "parse", "mdns: bad packet ignored", "iface", names(p.iface), "from", p.src.Addr(), "err", err)
+				rl.Log(slog.LevelDebug, "parse", "mdns: bad packet ignored", "iface", names(p.iface), "from", p.src.Addr(), "err", err)
 				continue
 			}
 			if !m.Response || m.Opcode != dns.OpcodeQuery || m.Rcode != dns.RcodeSuccess {
@@ -216,7 +218,7 @@ func (b *Browser) Run(ctx context.Context, out chan<- Event) error {
 				src = netip.Addr{}
 			}
 			if cache.add(m, p.iface, src, b.Types, time.Now()) {
-				rl.logf(slog.LevelWarn, "full", "mdns: cache full, records dropped", "max_services", MaxServices, "from", src)
+				rl.Log(slog.LevelWarn, "full", "mdns: cache full, records dropped", "max_services", MaxServices, "from", src)
 			}
 			if !publish() {
 				return nil

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/iosmux/iosmux/internal/lograte"
 )
 
 // Advert is one service a responder announces.
@@ -81,7 +83,7 @@ func (r *Responder) Addrs() []netip.Addr { return r.addrs }
 
 // Run answers until ctx ends, then says goodbye and closes the sockets.
 func (r *Responder) Run(ctx context.Context) error {
-	rl := newRateLog(r.log)
+	rl := lograte.New(r.log, RateLogInterval, 1)
 	done := make(chan struct{})
 	pkts := make(chan packet, 16)
 	readDone := make(chan struct{})
@@ -103,7 +105,7 @@ func (r *Responder) Run(ctx context.Context) error {
 			err = r.c.send(&r.ifi, b)
 		}
 		if err != nil {
-			rl.logf(slog.LevelWarn, "announce", "mdns: announcement failed", "iface", r.ifi.Name, "err", err)
+			rl.Log(slog.LevelWarn, "announce", "mdns: announcement failed", "iface", r.ifi.Name, "err", err)
 		}
 	}
 	announce()
@@ -118,7 +120,7 @@ func (r *Responder) Run(ctx context.Context) error {
 		case p := <-pkts:
 			m, err := Parse(p.data)
 			if err != nil {
-				rl.logf(slog.LevelDebug, "parse", "mdns: bad packet ignored", "from", p.src.Addr(), "err", err)
+				rl.Log(slog.LevelDebug, "parse", "mdns: bad packet ignored", "from", p.src.Addr(), "err", err)
 				continue
 			}
 			if m.Response || m.Opcode != dns.OpcodeQuery || len(m.Question) == 0 {
@@ -132,7 +134,7 @@ func (r *Responder) Run(ctx context.Context) error {
 				err = r.c.send(&r.ifi, b)
 			}
 			if err != nil {
-				rl.logf(slog.LevelDebug, "answer", "mdns: answer failed", "err", err)
+				rl.Log(slog.LevelDebug, "answer", "mdns: answer failed", "err", err)
 			}
 		}
 	}
