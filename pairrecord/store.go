@@ -382,17 +382,27 @@ func (s *Store) Delete(udid string) error {
 }
 
 // List returns the UDIDs that have a record, sorted.
-func (s *Store) List() ([]string, error) {
+func (s *Store) List() ([]string, error) { return s.list("", 0) }
+
+// list returns the sorted UDIDs of the regular files named prefix+UDID+".plist", at most limit
+// of them (0: all).
+func (s *Store) list(prefix string, limit int) ([]string, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("pairrecord: store: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
-		name := e.Name()
+		name, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
 		udid, ok := strings.CutSuffix(name, ".plist")
 		if ok && e.Type().IsRegular() && ValidUDID(udid) {
 			out = append(out, udid)
+			if len(out) == limit {
+				break
+			}
 		}
 	}
 	sort.Strings(out)
