@@ -115,9 +115,10 @@ type Tunnel struct {
 }
 
 // Start runs the client side of the CDTunnel handshake on conn (normally the TLS connection to
-// CoreDeviceProxy or the TLS-PSK tunnel listener; opts.Handshake instead when set), makes the device with opts.Backend and
-// starts the pump. ctx bounds the handshake only; the tunnel then runs until Close or until
-// the transport or the device fails. conn belongs to the Tunnel (and is closed if Start fails).
+// CoreDeviceProxy or the TLS-PSK tunnel listener; opts.Handshake instead when set), makes the
+// device with opts.Backend and starts the pump. ctx bounds the handshake only; the tunnel then
+// runs until Close or until the transport or the device fails. conn belongs to the Tunnel (and
+// is closed if Start fails).
 // A half-open transport is not detected here: liveness (TCP keepalive on a network transport,
 // usbmuxd closing the socket on unplug, RSD checks) belongs to whoever made conn.
 func Start(ctx context.Context, conn net.Conn, opts Options) (*Tunnel, error) {
