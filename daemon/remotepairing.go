@@ -98,10 +98,10 @@ func (r *RemotePairing) Open(ctx context.Context, dev Device, stage func(string)
 			return nil, info, err
 		}
 		r.Log.Warn("the device refused its RemotePairing record", "udid", dev.UDID, "host_identifier", rec.Identifier, "err", err)
-		if !r.Pair {
+		if !r.mayPair(dev) {
 			return nil, info, fmt.Errorf("%w: the device refused its RemotePairing record (%v) and pairing is off: pair with 'iosmuxd pair'", ErrNeedsPairing, err)
 		}
-	} else if !r.Pair {
+	} else if !r.mayPair(dev) {
 		return nil, Info{}, fmt.Errorf("%w: no RemotePairing record for it (pair with 'iosmuxd pair' or import one)", ErrNeedsPairing)
 	}
 	if rec, err = r.pair(ctx, dev, tg, stage); err != nil {
@@ -120,6 +120,12 @@ func (r *RemotePairing) Open(ctx context.Context, dev Device, stage func(string)
 	}
 	return r.tunnel(ctx, ctl, psk, di, stage)
 }
+
+// mayPair reports whether Open may run pair-setup with dev: only when Pair is set, and never for
+// a device found on the network (the wifi source): anyone on the LAN can advertise a phone's
+// auth tag, and pair-setup with an impostor would replace the phone's record. Such a device
+// without a record it accepts waits in 'needs pairing' for an explicit 'iosmuxd pair'.
+func (r *RemotePairing) mayPair(dev Device) bool { return r.Pair && dev.Source != SourceWiFi }
 
 // refusedRemote reports whether pair-verify failed because the device does not know the record
 // (reset, erased, paired again) rather than for another reason.

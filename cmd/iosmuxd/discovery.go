@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"log/slog"
 	"net"
@@ -69,19 +68,4 @@ func (f *discoveryFlags) sources(simulate bool, store *pairrecord.Store, log *sl
 		}
 	}
 	return out, pairable
-}
-
-// remoteOpener is remote's opener, except that a device found on the network (the wifi source)
-// is never paired on its own: anyone on the LAN can advertise a phone's auth tag, and a
-// pair-setup with an impostor would replace the phone's record. Such a device without a record
-// it accepts waits in 'needs pairing' for an explicit 'iosmuxd pair'.
-func remoteOpener(remote *daemon.RemotePairing) daemon.Opener {
-	noPair := *remote
-	noPair.Pair = false
-	return func(ctx context.Context, dev daemon.Device, stage func(string)) (daemon.Tunnel, daemon.Info, error) {
-		if dev.Source == daemon.SourceWiFi {
-			return noPair.Open(ctx, dev, stage)
-		}
-		return remote.Open(ctx, dev, stage)
-	}
 }

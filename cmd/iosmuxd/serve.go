@@ -299,7 +299,7 @@ func runDaemon(ctx context.Context, f *serveFlags, ln net.Listener, log *slog.Lo
 	// MTUClamp is CoreDeviceProxy's USB drop (tunnel.md §6), not a RemotePairing limit.
 	remote := &daemon.RemotePairing{Store: store, ImportPymobiledevice3: !f.simulate, Pair: !f.noPair,
 		Protocol: f.protocol, Backend: s.backend, RequestMTU: f.mtu, Log: log}
-	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open, remoteOpener(remote)), Sources: sources, Log: log,
+	m := daemon.New(daemon.Config{Open: daemon.Openers(opener.Open, remote.Open), Sources: sources, Log: log,
 		Shim: s.shim, HostUUID: store.HostUUID, LivenessInterval: f.liveness, LivenessTimeout: f.livenessTimeout, Probe: s.probe, Version: readBuildInfo().short(), Pairable: pairable})
 	// The manager first, the API once it is ready: no request sees a half-started daemon.
 	runErr := make(chan error, 1)
