@@ -51,7 +51,7 @@ func (r *RemotePairing) pair(ctx context.Context, dev Device, tg target, stage f
 	}
 	switch {
 	case r.PIN != "":
-		stage(StagePairing + ": the PIN shown on " + name)
+		stage(StagePairing + ": using the PIN shown on " + name)
 		r.Log.Info("pairing with the PIN shown on "+name, "udid", dev.UDID, "via", "remotepairing")
 	case ctl.host.PINOnly():
 		// pair-setup stops at M2 with pairing.ErrPINRequired; no PIN is guessed.

@@ -151,9 +151,6 @@ func pairRemote(ctx context.Context, dev daemon.Device, stateDir string, timeout
 	r := &daemon.RemotePairing{Store: store, Pair: true, PairTimeout: timeout, PIN: pin}
 	udid, err := r.PairDevice(ctx, dev, func(stage string) {
 		if strings.HasPrefix(stage, daemon.StagePairing) {
-			if pin != "" {
-				stage = "pairing with the PIN given"
-			}
 			fmt.Fprintf(stderr, "%s\n", strings.TrimPrefix(stage, daemon.StagePairing+": "))
 		}
 	})
