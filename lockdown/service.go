@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/pairrecord"
 )
 
@@ -50,7 +51,9 @@ func (m *Mux) ConnectService(ctx context.Context, deviceID uint32, svc Service, 
 		nc.Close()
 		return nil, fmt.Errorf("lockdown: service %s: %w", svc.Name, err)
 	}
-	under := nc
+	// Under the TLS of a service that stays in TLS, a cork.Conn lets a batch of records leave
+	// in one write (the tunnel pump holds its batches; every other write goes straight through).
+	var under net.Conn = cork.New(nc)
 	if HandshakeOnly(svc.Name) {
 		// The clear stream must start right after the handshake: TLS 1.2 (no post-handshake
 		// tickets) and no read-ahead.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/pairrecord"
 	"github.com/iosmux/iosmux/sim/profile"
@@ -290,7 +291,8 @@ func (d *Device) serveStartedService(ctx context.Context, nc net.Conn, s started
 			d.Log.Warn("lockdown: service TLS", "service", s.name, "err", err)
 			return
 		}
-		under := nc
+		// The device side of a tunnel holds its batches of records too (see cork).
+		var under net.Conn = cork.New(nc)
 		handshakeOnly := lockdown.HandshakeOnly(s.name)
 		if handshakeOnly {
 			cfg.MaxVersion = tls.VersionTLS12

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/iosmux/iosmux/internal/cork"
 )
 
 // queueTUN is a tun.Device for tests. Read hands over every packet queued so far (up to the
@@ -109,6 +111,19 @@ func seqPacket(size int, seq uint32) []byte {
 func tlsPair(t testing.TB, ver uint16, smallRecords bool) (net.Conn, net.Conn) {
 	t.Helper()
 	hc, dc := tcpPair(t)
+	return tlsOver(t, hc, dc, ver, smallRecords)
+}
+
+// tlsPairCorked is tlsPair with a cork.Conn under each TLS end, as iosmuxd and the simulator
+// run CoreDeviceProxy: the pumps hold each batch's records and send them in one write.
+func tlsPairCorked(t testing.TB, ver uint16) (net.Conn, net.Conn) {
+	t.Helper()
+	hc, dc := tcpPair(t)
+	return tlsOver(t, cork.New(hc), cork.New(dc), ver, false)
+}
+
+func tlsOver(t testing.TB, hc, dc net.Conn, ver uint16, smallRecords bool) (net.Conn, net.Conn) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +171,8 @@ func TestBatchingKeepsPacketBoundaries(t *testing.T) {
 		{"tls1.2", func(t testing.TB) (net.Conn, net.Conn) { return tlsPair(t, tls.VersionTLS12, false) }},
 		{"tls1.3", func(t testing.TB) (net.Conn, net.Conn) { return tlsPair(t, tls.VersionTLS13, false) }},
 		{"tls1.3-small-records", func(t testing.TB) (net.Conn, net.Conn) { return tlsPair(t, tls.VersionTLS13, true) }},
+		{"tls1.2-corked", func(t testing.TB) (net.Conn, net.Conn) { return tlsPairCorked(t, tls.VersionTLS12) }},
+		{"tls1.3-corked", func(t testing.TB) (net.Conn, net.Conn) { return tlsPairCorked(t, tls.VersionTLS13) }},
 	}
 	for _, tr := range transports {
 		for _, one := range []bool{false, true} {
@@ -196,6 +213,60 @@ func TestBatchingKeepsPacketBoundaries(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// socketWrites counts the writes that reach a socket.
+type socketWrites struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (s *socketWrites) Write(p []byte) (int, error) { s.n.Add(1); return s.Conn.Write(p) }
+
+// countReads counts a socket's reads into n.
+type countReads struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countReads) Read(p []byte) (int, error) { c.n.Add(1); return c.Conn.Read(p) }
+
+// TestHeldRecordsLeaveInOneWrite: over TLS on a cork.Conn (how iosmuxd runs CoreDeviceProxy),
+// a pump writing one packet per write still gives each packet its own record, so the peer's
+// reads end at packet boundaries, while the batch's records reach the socket in one write.
+func TestHeldRecordsLeaveInOneWrite(t *testing.T) {
+	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(ver), func(t *testing.T) {
+			hc, dc := tcpPair(t)
+			sock := &socketWrites{Conn: hc}
+			host, peer := tlsOver(t, cork.New(sock), dc, ver, false)
+			const n = 32
+			dev := newQueueTUN(1500, n, false)
+			var want [][]byte
+			for i := range n {
+				p := seqPacket(IPv6HeaderLen+100+37*i, uint32(i))
+				want = append(want, p)
+				dev.out <- p // all queued before the pump starts: its first device Read gets them all
+			}
+			before := sock.n.Load()
+			tn := New(host, dev, nil, Options{OnePacketPerWrite: true})
+			defer tn.Close()
+			buf := make([]byte, 64<<10)
+			for i, w := range want {
+				peer.SetReadDeadline(time.Now().Add(failAfter))
+				k, err := peer.Read(buf)
+				if err != nil {
+					t.Fatalf("read %d: %v", i, err)
+				}
+				if !bytes.Equal(buf[:k], w) {
+					t.Fatalf("read %d: %d bytes, want packet %d's %d: a record holds other than one packet", i, k, i, len(w))
+				}
+			}
+			if got := sock.n.Load() - before; got != 1 {
+				t.Fatalf("%d socket writes for one batch of %d packets, want 1", got, n)
+			}
+		})
 	}
 }
 
@@ -252,36 +323,53 @@ func TestPacketIOAllocs(t *testing.T) {
 			}
 		}
 	})
-	t.Run("pump", func(t *testing.T) {
-		if raceEnabled {
-			t.Skip("sync.Pool drops items at random under the race detector")
-		}
-		const n = 20000
-		hc, dc := tcpPair(t)
-		hostDev, farDev := newQueueTUN(1500, n, true), newQueueTUN(1500, n, true)
-		host := New(hc, hostDev, nil, Options{})
-		far := New(dc, farDev, nil, Options{})
-		defer host.Close()
-		defer far.Close()
-		run := func(k int) {
-			h0, f0 := hostDev.got.Load(), farDev.got.Load()
-			for range k {
-				hostDev.out <- p
-				farDev.out <- p
+	// crypto/tls allocates once per socket read (an atLeastReader in Conn.readFromUntil), so over
+	// TLS the socket reads are counted and allowed: nothing more.
+	var sockReads atomic.Int64
+	for _, tr := range []struct {
+		name string
+		pair func(t testing.TB) (net.Conn, net.Conn)
+		one  bool
+	}{
+		{"pump", tcpPair, false},
+		{"pump over corked TLS, one record per packet", func(t testing.TB) (net.Conn, net.Conn) {
+			hc, dc := tcpPair(t)
+			return tlsOver(t, cork.New(&countReads{hc, &sockReads}), cork.New(&countReads{dc, &sockReads}), tls.VersionTLS13, false)
+		}, true},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			if raceEnabled {
+				t.Skip("sync.Pool drops items at random under the race detector")
 			}
-			eventually(t, func() bool { return hostDev.got.Load() == h0+uint64(k) && farDev.got.Load() == f0+uint64(k) })
-		}
-		run(1000) // warm up: pools, buffers, goroutine stacks
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		run(n)
-		runtime.ReadMemStats(&after)
-		// 2n packets moved; a handful of allocations from the runtime and the test's own
-		// polling are tolerated, one per 100 packets is not.
-		if allocs := after.Mallocs - before.Mallocs; allocs > 2*n/100 {
-			t.Fatalf("%d allocations for %d packets", allocs, 2*n)
-		}
-	})
+			const n = 20000
+			hc, dc := tr.pair(t)
+			hostDev, farDev := newQueueTUN(1500, n, true), newQueueTUN(1500, n, true)
+			host := New(hc, hostDev, nil, Options{OnePacketPerWrite: tr.one})
+			far := New(dc, farDev, nil, Options{OnePacketPerWrite: tr.one})
+			defer host.Close()
+			defer far.Close()
+			run := func(k int) {
+				h0, f0 := hostDev.got.Load(), farDev.got.Load()
+				for range k {
+					hostDev.out <- p
+					farDev.out <- p
+				}
+				eventually(t, func() bool { return hostDev.got.Load() == h0+uint64(k) && farDev.got.Load() == f0+uint64(k) })
+			}
+			run(1000) // warm up: pools, buffers, goroutine stacks
+			var before, after runtime.MemStats
+			r0 := sockReads.Load()
+			runtime.ReadMemStats(&before)
+			run(n)
+			runtime.ReadMemStats(&after)
+			reads := uint64(sockReads.Load() - r0)
+			// 2n packets moved; a handful of allocations from the runtime and the test's own
+			// polling are tolerated, one per 100 packets is not.
+			if allocs := after.Mallocs - before.Mallocs; allocs > 2*n/100+reads {
+				t.Fatalf("%d allocations for %d packets (%d socket reads under TLS)", allocs, 2*n, reads)
+			}
+		})
+	}
 	t.Run("pump into gVisor", func(t *testing.T) {
 		if raceEnabled {
 			t.Skip("sync.Pool drops items at random under the race detector")

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/iosmux/iosmux/internal/cork"
 )
 
 // CoreDeviceProxyDropAbove is the packet size above which USB CoreDeviceProxy silently drops
@@ -415,6 +417,7 @@ func (t *Tunnel) send() {
 		pw = NewPacketWriter(t.conn)
 	}
 	dw := &datagramWriter{w: t.conn, dropped: &t.sent.dropped}
+	hold := cork.Of(t.conn)
 	for {
 		n, err := t.dev.Read(bufs, sizes, deviceOffset)
 		pkts = pkts[:0]
@@ -437,7 +440,7 @@ func (t *Tunnel) send() {
 				t.stop(fmt.Errorf("tunnel: transport: %w", werr))
 			}
 		} else if len(pkts) > 0 {
-			if werr := pw.WritePackets(pkts); werr != nil {
+			if werr := t.writeBatch(pw, hold, pkts, bytes); werr != nil {
 				t.stop(fmt.Errorf("tunnel: transport: %w", werr))
 			} else {
 				t.sent.packets.Add(uint64(len(pkts)))
@@ -456,6 +459,25 @@ func (t *Tunnel) send() {
 		}
 	}
 }
+
+// writeBatch writes one device read's packets to the transport. When the transport's records
+// can be held (a TLS connection over a cork.Conn), a batch of several records leaves in one
+// write(2): packets keep their records (one each with OnePacketPerWrite) and lose the system
+// calls.
+func (t *Tunnel) writeBatch(pw *PacketWriter, hold cork.Holder, pkts [][]byte, bytes uint64) error {
+	if hold == nil || (len(pkts) == 1 && bytes <= tlsRecord) {
+		return pw.WritePackets(pkts)
+	}
+	hold.Hold()
+	err := pw.WritePackets(pkts)
+	if ferr := hold.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// tlsRecord is the most plaintext one TLS record carries.
+const tlsRecord = 16 << 10
 
 // Close ends the tunnel and waits until the transport and the device are closed.
 func (t *Tunnel) Close() error {

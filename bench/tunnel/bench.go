@@ -29,10 +29,11 @@ import (
 const daemonMTU = 8192
 
 type bench struct {
-	dur     time.Duration
-	mtus    []int
-	interop string
-	only    map[string]bool
+	dur      time.Duration
+	mtus     []int
+	interop  string
+	coalesce bool // the iosmux host's Coalesce (iosmuxd --coalesce)
+	only     map[string]bool
 
 	dir                   string
 	devCert               tls.Certificate
@@ -170,7 +171,7 @@ func (b *bench) iosmux(backend string, mtu int) {
 		return
 	}
 	defer d.stop()
-	h, err := startHost(d.addr, backend, b.hostCertF, b.hostKeyF, mtu)
+	h, err := startHost(d.addr, backend, b.hostCertF, b.hostKeyF, mtu, b.coalesce)
 	if err != nil {
 		b.skip("iosmux", path, mtu, err)
 		return
@@ -255,7 +256,7 @@ func (b *bench) netns(mtu int) {
 		return
 	}
 	defer d.stop()
-	h, err := startHost(d.addr, "kernel", b.hostCertF, b.hostKeyF, mtu)
+	h, err := startHost(d.addr, "kernel", b.hostCertF, b.hostKeyF, mtu, b.coalesce)
 	if err != nil {
 		b.skip("netns", path, mtu, err)
 		return
@@ -321,7 +322,7 @@ func (b *bench) shim() {
 	}
 	defer d.stop()
 	if os.Geteuid() == 0 {
-		h, err := startHost(d.addr, "kernel", b.hostCertF, b.hostKeyF, daemonMTU)
+		h, err := startHost(d.addr, "kernel", b.hostCertF, b.hostKeyF, daemonMTU, b.coalesce)
 		if err != nil {
 			b.skip("shim", "tunnel: shim", daemonMTU, err)
 			return
@@ -441,8 +442,12 @@ func (b *bench) print(took time.Duration) {
 	}
 	rank := map[string]int{"iosmux": 0, "appium": 1, "netns": 2, "shim": 3}
 	sort.SliceStable(b.rows, func(i, j int) bool { return rank[b.rows[i].group] < rank[b.rows[j].group] })
-	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; each transfer sends for %v; took %v\n\n",
-		numCPU(), b.tlsVer, b.suite, b.dur, took.Round(time.Second))
+	packing := "one TLS record per packet, a batch's records in one write (iosmuxd's CoreDeviceProxy default)"
+	if b.coalesce {
+		packing = "packets coalesced into full TLS records (iosmuxd --coalesce)"
+	}
+	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v; took %v\n\n",
+		numCPU(), b.tlsVer, b.suite, packing, b.dur, took.Round(time.Second))
 	fmt.Printf("| path | MTU | dir | MB/s | × openssl | × loopback | host CPU s/GB | × appium rate | × appium CPU/GB | rest CPU s/GB |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| ceiling: `openssl speed -evp %s` one core | | | %s | 1 | %s | | | | |\n", b.cipher, mb(b.openssl), ratio(b.openssl, b.loopback))

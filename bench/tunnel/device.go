@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/sim"
 	"github.com/iosmux/iosmux/tunnel"
 	"github.com/iosmux/iosmux/tunnel/tunneltest"
@@ -92,7 +93,7 @@ func serveOnce(cfg *tls.Config, serve func(ctx context.Context, tc *tls.Conn, ep
 		if err != nil {
 			return
 		}
-		tc := tls.Server(nc, cfg)
+		tc := tls.Server(cork.New(nc), cfg) // as sim's lockdownd serves a TLS service
 		hctx, hcancel := context.WithTimeout(ctx, 15*time.Second)
 		err = tc.HandshakeContext(hctx)
 		hcancel()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/tunnel"
 )
 
@@ -32,7 +33,7 @@ func hostTLSConfig(cert tls.Certificate) *tls.Config {
 // "ready <server address> <rsd port> <tls version> <suite>" and then runs "up ADDR SECONDS" / "down ADDR SECONDS"
 // commands from stdin (userspace backend: the transfer's host end lives in this process),
 // answering "done BYTES NANOSECONDS"; stdin's end closes the tunnel.
-func runHost(connect, backend, certFile, keyFile string, mtu int) error {
+func runHost(connect, backend, certFile, keyFile string, mtu int, coalesce bool) error {
 	if f := os.Getenv("IOSMUX_BENCH_HOST_PROFILE"); f != "" { // a CPU profile of the host side
 		pf, err := os.Create(fmt.Sprintf("%s.%d", f, os.Getpid()))
 		if err != nil {
@@ -51,12 +52,12 @@ func runHost(connect, backend, certFile, keyFile string, mtu int) error {
 	if err != nil {
 		return err
 	}
-	tc := tls.Client(nc, hostTLSConfig(cert))
+	tc := tls.Client(cork.New(nc), hostTLSConfig(cert)) // as lockdown.ConnectService does
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
 	}
 	st := tc.ConnectionState()
-	opts := tunnel.Options{RequestMTU: mtu}
+	opts := tunnel.Options{RequestMTU: mtu, OnePacketPerWrite: !coalesce}
 	if backend == "kernel" {
 		opts.Backend = tunnel.Kernel{Name: "iosbench%d"}
 	}
@@ -113,13 +114,13 @@ type hostProc struct {
 }
 
 // startHost runs this binary as an iosmux host child against the device at connect.
-func startHost(connect, backend, certFile, keyFile string, mtu int) (*hostProc, error) {
+func startHost(connect, backend, certFile, keyFile string, mtu int, coalesce bool) (*hostProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, "-role=host", "-connect="+connect, "-backend="+backend,
-		"-cert="+certFile, "-key="+keyFile, "-mtu="+strconv.Itoa(mtu))
+		"-cert="+certFile, "-key="+keyFile, "-mtu="+strconv.Itoa(mtu), "-coalesce="+strconv.FormatBool(coalesce))
 	cmd.Stderr = os.Stderr
 	h, err := startProc(cmd)
 	if err != nil {

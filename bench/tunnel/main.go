@@ -32,9 +32,11 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of: ceiling,iosmux,appium,netns,shim")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (the device side) here")
 	interop := flag.String("interop", "test/interop", "directory with node_modules/appium-ios-tuntap")
+	coalesce := flag.Bool("coalesce", false, "iosmux's host packs several packets into each TLS record, as iosmuxd --coalesce does\n"+
+		"(default: one record per packet, a batch's records in one write, as iosmuxd runs CoreDeviceProxy)")
 	flag.Parse()
 	if *role == "host" {
-		if err := runHost(*connect, *backend, *cert, *key, *mtu); err != nil {
+		if err := runHost(*connect, *backend, *cert, *key, *mtu, *coalesce); err != nil {
 			fmt.Fprintln(os.Stderr, "host:", err)
 			os.Exit(1)
 		}
@@ -49,7 +51,7 @@ func main() {
 		}
 		ms = append(ms, n)
 	}
-	b := &bench{dur: *dur, mtus: ms, interop: *interop, only: map[string]bool{}}
+	b := &bench{dur: *dur, mtus: ms, interop: *interop, coalesce: *coalesce, only: map[string]bool{}}
 	for _, s := range strings.Split(*only, ",") {
 		if s != "" {
 			b.only[s] = true
