@@ -460,12 +460,13 @@ func (t *Tunnel) send() {
 	}
 }
 
-// writeBatch writes one device read's packets to the transport. When the transport's records
-// can be held (a TLS connection over a cork.Conn), a batch of several records leaves in one
-// write(2): packets keep their records (one each with OnePacketPerWrite) and lose the system
-// calls.
+// writeBatch writes one device read's packets to the transport. A coalescing pump whose
+// transport's records can be held (TLS over a cork.Conn) sends the batch's records in one
+// write(2) instead of one per 16 KiB record. With OnePacketPerWrite nothing is held: each
+// packet keeps its own record and its own socket write, the rule that pymobiledevice3 measured
+// USB CoreDeviceProxy to need (tunnel.md §6).
 func (t *Tunnel) writeBatch(pw *PacketWriter, hold cork.Holder, pkts [][]byte, bytes uint64) error {
-	if hold == nil || (len(pkts) == 1 && bytes <= tlsRecord) {
+	if hold == nil || t.one || bytes <= tlsRecord {
 		return pw.WritePackets(pkts)
 	}
 	hold.Hold()

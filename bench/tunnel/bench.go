@@ -442,9 +442,9 @@ func (b *bench) print(took time.Duration) {
 	}
 	rank := map[string]int{"iosmux": 0, "appium": 1, "netns": 2, "shim": 3}
 	sort.SliceStable(b.rows, func(i, j int) bool { return rank[b.rows[i].group] < rank[b.rows[j].group] })
-	packing := "one TLS record per packet, a batch's records in one write (iosmuxd's CoreDeviceProxy default)"
+	packing := "one TLS record and one write per packet (iosmuxd's CoreDeviceProxy default)"
 	if b.coalesce {
-		packing = "packets coalesced into full TLS records (iosmuxd --coalesce)"
+		packing = "a batch's packets in full TLS records and one write (iosmuxd --coalesce)"
 	}
 	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v; took %v\n\n",
 		numCPU(), b.tlsVer, b.suite, packing, b.dur, took.Round(time.Second))

@@ -32,8 +32,8 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of: ceiling,iosmux,appium,netns,shim")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (the device side) here")
 	interop := flag.String("interop", "test/interop", "directory with node_modules/appium-ios-tuntap")
-	coalesce := flag.Bool("coalesce", false, "iosmux's host packs several packets into each TLS record, as iosmuxd --coalesce does\n"+
-		"(default: one record per packet, a batch's records in one write, as iosmuxd runs CoreDeviceProxy)")
+	coalesce := flag.Bool("coalesce", false, "iosmux's host sends a batch of packets in full TLS records and one write, as iosmuxd --coalesce does\n"+
+		"(default: one record and one write per packet, as iosmuxd runs CoreDeviceProxy)")
 	flag.Parse()
 	if *role == "host" {
 		if err := runHost(*connect, *backend, *cert, *key, *mtu, *coalesce); err != nil {
