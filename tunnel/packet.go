@@ -58,20 +58,30 @@ func CheckPacket(p []byte) error {
 
 // PacketReader splits a transport stream into IPv6 packets.
 type PacketReader struct {
-	br *bufio.Reader
-	q  interface{ Queued() int } // the source, when it says how much it holds
+	br bufferedSource
+}
+
+// bufferedSource is what a PacketReader reads through: a bufio.Reader, or the tunnel's
+// read-ahead, which it reads in place.
+type bufferedSource interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Buffered() int
 }
 
 // NewPacketReader reads packets from r through a buffer of size bytes (≤ 0: DefaultReadBuffer).
 func NewPacketReader(r io.Reader, size int) *PacketReader {
+	if ra, ok := r.(*readAhead); ok {
+		return &PacketReader{br: ra}
+	}
 	if size <= 0 {
 		size = DefaultReadBuffer
 	}
 	if size < IPv6HeaderLen {
 		size = IPv6HeaderLen
 	}
-	q, _ := r.(interface{ Queued() int })
-	return &PacketReader{br: bufio.NewReaderSize(r, size), q: q}
+	return &PacketReader{br: bufio.NewReaderSize(r, size)}
 }
 
 // ReadPacket reads the next packet into buf and returns its length. A packet larger than buf
@@ -102,13 +112,9 @@ func (r *PacketReader) ReadPacket(buf []byte) (int, error) {
 }
 
 // Buffered reports whether a whole packet has already arrived (in the reader's buffer, or in
-// its source when the source has a Queued() int method saying how many bytes it holds that
-// its Read gives without blocking), so ReadPacket will not block.
+// the tunnel's read-ahead), so ReadPacket will not block.
 func (r *PacketReader) Buffered() bool {
 	b := r.br.Buffered()
-	if r.q != nil {
-		b += r.q.Queued()
-	}
 	if b < IPv6HeaderLen {
 		return false
 	}

@@ -248,3 +248,84 @@ func FuzzPacketReader(f *testing.F) {
 		})
 	})
 }
+
+// pieces is a reader that gives its data in reads of the sizes cuts names (cycling; 0 → 1), as
+// TLS records of any length would.
+type pieces struct {
+	data []byte
+	cuts []byte
+	i    int
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(p.data) == 0 {
+		return 0, io.EOF
+	}
+	n := 1
+	if len(p.cuts) > 0 {
+		n = max(int(p.cuts[p.i%len(p.cuts)])*int(p.cuts[p.i%len(p.cuts)])/4, 1) // up to ~16 KiB
+		p.i++
+	}
+	n = min(n, len(b), len(p.data))
+	copy(b, p.data[:n])
+	p.data = p.data[n:]
+	return n, nil
+}
+
+type readResult struct {
+	pkt     []byte
+	tooBig  int
+	errKind string
+}
+
+// readAll reads packets until an error that ends the stream, recording what a caller sees.
+func readAll(pr *PacketReader, bufSize int) []readResult {
+	buf := make([]byte, bufSize)
+	var out []readResult
+	for {
+		n, err := pr.ReadPacket(buf)
+		var tl *TooLargeError
+		switch {
+		case errors.As(err, &tl):
+			out = append(out, readResult{tooBig: tl.Len})
+			continue
+		case err == nil:
+			out = append(out, readResult{pkt: bytes.Clone(buf[:n])})
+			continue
+		case errors.Is(err, ErrNotIPv6):
+			out = append(out, readResult{errKind: "not IPv6"})
+		case err == io.EOF:
+			out = append(out, readResult{errKind: "EOF"})
+		case err == io.ErrUnexpectedEOF:
+			out = append(out, readResult{errKind: "unexpected EOF"})
+		default:
+			out = append(out, readResult{errKind: err.Error()})
+		}
+		return out
+	}
+}
+
+// FuzzReadAhead: the tunnel's in-place reading of its read-ahead chunks (headers and packets
+// spanning chunks of any size, oversized packets skipped across them, streams ending anywhere)
+// gives exactly what a bufio.Reader over the same stream gives.
+func FuzzReadAhead(f *testing.F) {
+	two := stream(echoRequest(addrA, addrB, 1, 8), echoRequest(addrA, addrB, 2, 300))
+	f.Add(two, []byte{7})
+	f.Add(two, []byte{1, 2, 3, 200})
+	f.Add(append(two, 0x60, 0, 0), []byte{13})
+	f.Add(append(two, 0x40), []byte{255})
+	f.Fuzz(func(t *testing.T, in, cuts []byte) {
+		want := readAll(NewPacketReader(bytes.NewReader(in), 64), 256)
+		ra := newReadAhead(&pieces{data: in, cuts: cuts})
+		got := readAll(NewPacketReader(ra, 0), 256)
+		ra.wait()
+		if len(got) != len(want) {
+			t.Fatalf("read-ahead gave %d results, bufio %d: %+v vs %+v", len(got), len(want), got, want)
+		}
+		for i := range want {
+			if !bytes.Equal(got[i].pkt, want[i].pkt) || got[i].tooBig != want[i].tooBig || got[i].errKind != want[i].errKind {
+				t.Fatalf("result %d: read-ahead %+v, bufio %+v", i, got[i], want[i])
+			}
+		}
+	})
+}

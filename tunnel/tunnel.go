@@ -255,8 +255,8 @@ func (t *Tunnel) receive(maxPacket int) {
 		src = &datagramReader{r: t.conn, dropped: &t.recv.dropped}
 	}
 	ra := newReadAhead(src)
-	defer ra.wait()                   // the transport is closed by then (teardown closes it first)
-	pr := NewPacketReader(ra, 16<<10) // the read-ahead chunks do the batching
+	defer ra.wait()              // the transport is closed by then (teardown closes it first)
+	pr := NewPacketReader(ra, 0) // reads the read-ahead's chunks in place
 	slot := deviceOffset + maxPacket
 	if t.dev.File() != nil { // a kernel TUN, possibly with GRO
 		slot = max(slot, groSlot)
