@@ -2,8 +2,6 @@ package lockdown
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -11,13 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/peertest"
 	"github.com/iosmux/iosmux/pairrecord"
 )
 
@@ -111,26 +109,12 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-func testCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
-}
-
 // TestTLSRecordConnLeavesClearBytes: everything (TLS data, close_notify, clear bytes) is
 // already in the socket before the client reads; the clear bytes must survive the TLS layer.
 func TestTLSRecordConnLeavesClearBytes(t *testing.T) {
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		cRaw, sRaw := tcpPair(t)
-		cert := testCert(t)
+		cert := peertest.SelfSignedCert(t)
 		srv := tls.Server(sRaw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: version, MaxVersion: version,
 			SessionTicketsDisabled: true})
 		cli := tls.Client(TLSRecordConn(cRaw), &tls.Config{InsecureSkipVerify: true, MinVersion: version, MaxVersion: version})
@@ -186,7 +170,7 @@ func fakeDevice(t *testing.T, nc net.Conn, hostID string) error {
 			if err := WritePlist(rw, reply); err != nil {
 				return err
 			}
-			tc = tls.Server(TLSRecordConn(nc), &tls.Config{Certificates: []tls.Certificate{testCert(t)},
+			tc = tls.Server(TLSRecordConn(nc), &tls.Config{Certificates: []tls.Certificate{peertest.SelfSignedCert(t)},
 				ClientAuth: tls.RequireAnyClientCert, SessionTicketsDisabled: true})
 			if err := tc.Handshake(); err != nil {
 				return err

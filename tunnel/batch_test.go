@@ -2,15 +2,10 @@ package tunnel
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -24,6 +19,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/iosmux/iosmux/internal/cork"
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 // queueTUN is a tun.Device for tests. Read hands over every packet queued so far (up to the
@@ -126,16 +122,7 @@ func tlsPairCorked(t testing.TB, ver uint16) (net.Conn, net.Conn) {
 
 func tlsOver(t testing.TB, hc, dc net.Conn, ver uint16, smallRecords bool) (net.Conn, net.Conn) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert := peertest.SelfSignedCert(t)
 	srv := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: ver, MaxVersion: ver,
 		DynamicRecordSizingDisabled: !smallRecords})
 	cli := tls.Client(hc, &tls.Config{InsecureSkipVerify: true, MinVersion: ver, MaxVersion: ver,

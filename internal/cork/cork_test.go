@@ -2,18 +2,14 @@ package cork
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 // recConn records every Write it gets; failAfter > 0 makes the Write after that many fail.
@@ -191,6 +187,7 @@ func TestUnderTLS(t *testing.T) {
 				err   error
 			}
 			got := make(chan res, 1)
+			cert := peertest.SelfSignedCert(t)
 			go func() {
 				nc, err := ln.Accept()
 				if err != nil {
@@ -198,7 +195,7 @@ func TestUnderTLS(t *testing.T) {
 					return
 				}
 				defer nc.Close()
-				srv := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: ver, MaxVersion: ver})
+				srv := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: ver, MaxVersion: ver})
 				var r res
 				buf := make([]byte, 64<<10)
 				for {
@@ -280,17 +277,3 @@ func TestHoldFlushAllocs(t *testing.T) {
 type discardConn struct{ net.Conn }
 
 func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
-
-func selfSigned(t testing.TB) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Error(err)
-		return tls.Certificate{}
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Error(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}

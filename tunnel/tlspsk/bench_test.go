@@ -1,16 +1,13 @@
 package tlspsk
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/iosmux/iosmux/internal/peertest"
 )
 
 // loopbackPair returns a connected client/server pair of wrapped loopback TCP connections, the
@@ -41,19 +38,6 @@ func loopbackPair(b *testing.B, wrapClient, wrapServer func(net.Conn) net.Conn) 
 	return wrapClient(raw), done
 }
 
-func selfSigned(b *testing.B) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // push writes total bytes in 64 KiB chunks and returns the time until the reader has them all.
 func push(b *testing.B, c net.Conn, done chan int64, total int) time.Duration {
 	buf := make([]byte, 64<<10)
@@ -76,7 +60,7 @@ func push(b *testing.B, c net.Conn, done chan int64, total int) time.Duration {
 func BenchmarkBulk(b *testing.B) {
 	const total = 8 << 20
 	key := make([]byte, 32)
-	cert := selfSigned(b)
+	cert := peertest.SelfSignedCert(b)
 	for _, id := range DefaultSuites {
 		base := tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
 		if suites[id].keyLen == 16 {
