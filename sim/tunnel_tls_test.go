@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/sim/profile"
 	"github.com/iosmux/iosmux/tunnel"
 	"github.com/iosmux/iosmux/tunnel/tunneltest"
@@ -18,7 +19,8 @@ import (
 
 // tlsTunnelPair serves the device's CoreDeviceProxy over TLS at version ver (as lockdownd's
 // service TLS: a client certificate required) on a loopback pair and returns the host's TLS
-// end, handshaken.
+// end, handshaken. Both TLS ends sit on a cork.Conn, as in lockdown.ConnectService and the
+// simulator's lockdownd.
 func tlsTunnelPair(t *testing.T, d *Device, ver uint16, o TunnelOptions) (*tls.Conn, <-chan *TunnelSession) {
 	t.Helper()
 	srvCert, _, _ := throwawayCert(t, "device")
@@ -30,7 +32,7 @@ func tlsTunnelPair(t *testing.T, d *Device, ver uint16, o TunnelOptions) (*tls.C
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		tc := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAnyClientCert,
+		tc := tls.Server(cork.New(dc), &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAnyClientCert,
 			SessionTicketsDisabled: true, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			dc.Close()
@@ -43,7 +45,7 @@ func tlsTunnelPair(t *testing.T, d *Device, ver uint16, o TunnelOptions) (*tls.C
 		hc.Close()
 		<-served
 	})
-	cli := tls.Client(hc, &tls.Config{Certificates: []tls.Certificate{hostCert}, InsecureSkipVerify: true,
+	cli := tls.Client(cork.New(hc), &tls.Config{Certificates: []tls.Certificate{hostCert}, InsecureSkipVerify: true,
 		MinVersion: ver, MaxVersion: ver, DynamicRecordSizingDisabled: true})
 	hctx, hcancel := context.WithTimeout(context.Background(), tunFailAfter)
 	defer hcancel()
@@ -103,14 +105,16 @@ func bulkBothWays(dial func(ctx context.Context, network, addr string) (net.Conn
 
 // TestTunnelBackendsAndTLSVersions: the host tunnel over CoreDeviceProxy's TLS at both versions
 // the simulator offers (1.2, as appium-ios-tuntap forces; 1.3, what Go hosts negotiate), on the
-// userspace and the kernel backend, with the device batching its writes or sending one packet
-// per write: RSD answers and bulk TCP arrives intact both ways at once.
+// userspace and the kernel backend, with each side batching its writes (held into one socket
+// write) or sending one packet per write (iosmuxd's default on the host): RSD answers and bulk
+// TCP arrives intact both ways at once.
 func TestTunnelBackendsAndTLSVersions(t *testing.T) {
 	d := NewDevice(profile.Default(), "tunnel-tls", nil)
 	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, backend := range []string{"userspace", "kernel"} {
-			for _, one := range []bool{false, true} {
-				name := fmt.Sprintf("%s/%s/one-packet-per-write=%v", tls.VersionName(ver), backend, one)
+			for _, mode := range []struct{ host, dev bool }{{false, false}, {true, true}, {true, false}} {
+				one := mode.dev
+				name := fmt.Sprintf("%s/%s/one-packet-per-write-host=%v-device=%v", tls.VersionName(ver), backend, mode.host, mode.dev)
 				t.Run(name, func(t *testing.T) {
 					if backend == "kernel" {
 						tunneltest.RequireRoot(t)
@@ -119,7 +123,7 @@ func TestTunnelBackendsAndTLSVersions(t *testing.T) {
 					run := func() error {
 						ctx, cancel := context.WithTimeout(context.Background(), tunFailAfter)
 						defer cancel()
-						opts := tunnel.Options{MTUClamp: tunnel.CoreDeviceProxyDropAbove}
+						opts := tunnel.Options{MTUClamp: tunnel.CoreDeviceProxyDropAbove, OnePacketPerWrite: mode.host}
 						if backend == "kernel" {
 							opts.Backend = tunnel.Kernel{}
 						}

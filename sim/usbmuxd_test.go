@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/cork"
 	"github.com/iosmux/iosmux/lockdown"
 	"github.com/iosmux/iosmux/pairrecord"
 	"github.com/iosmux/iosmux/rsd"
@@ -716,9 +717,13 @@ func TestUsbmuxdCloseWithClients(t *testing.T) {
 // TestCoreDeviceProxyOverUsbmuxd walks the iOS 17.4+ bootstrap (lockdown.md §6) through the
 // simulated usbmuxd: pair, session, StartService CoreDeviceProxy, TLS, CDTunnel handshake, an
 // RSD handshake through the userspace tunnel; then unplugging the device ends the tunnel with
-// an error that says the transport went away.
+// an error that says the transport went away. In between, 4 MiB each way at once arrive intact,
+// with the batches of both sides held into one socket write (lockdown.ConnectService and the
+// simulator's lockdownd put their TLS on a cork.Conn).
 func TestCoreDeviceProxyOverUsbmuxd(t *testing.T) {
 	u, devs, path := startUsbmuxd(t, 1)
+	sessions := make(chan *TunnelSession, 1)
+	devs[0].SetTunnelOptions(TunnelOptions{OnStart: func(s *TunnelSession) { sessions <- s }})
 	m := newMux(t, path)
 	rec, dev := pairDevice(t, m, devs[0])
 	ctx := testCtx(t)
@@ -750,6 +755,12 @@ func TestCoreDeviceProxyOverUsbmuxd(t *testing.T) {
 	c.Close()
 	if err != nil || h.UDID() != devs[0].UDID {
 		t.Fatalf("RSD through the tunnel: %v", err)
+	}
+	if cork.Of(nc) == nil {
+		t.Fatal("the CoreDeviceProxy connection's records cannot be held: no cork.Conn under its TLS")
+	}
+	if err := bulkBothWays(tun.DialContext, <-sessions); err != nil {
+		t.Fatal(err)
 	}
 	u.Unplug(devs[0])
 	select {

@@ -423,3 +423,15 @@ func TestDaemonDashlessSerial(t *testing.T) {
 	}
 	e.waitPublished(d.UDID)
 }
+
+// TestDaemonCoalesce: with --coalesce the CoreDeviceProxy tunnel packs packets into shared
+// records (held into one write per batch) and the device is still published and answers RSD
+// through the shim.
+func TestDaemonCoalesce(t *testing.T) {
+	e := startEnvWith(t, 1, envOptions{flags: []string{"--coalesce"}})
+	d := e.devs[0]
+	e.waitPublished(d.UDID)
+	if h := e.rsdThrough(d.UDID); h.UDID() != d.UDID {
+		t.Fatalf("handshake from %s", h.UDID())
+	}
+}
