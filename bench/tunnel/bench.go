@@ -33,6 +33,7 @@ type bench struct {
 	mtus     []int
 	interop  string
 	coalesce bool // the iosmux host's Coalesce (iosmuxd --coalesce)
+	runs     int  // rounds of every measurement; the table shows each row's median
 	only     map[string]bool
 
 	dir                   string
@@ -71,11 +72,34 @@ func (b *bench) run() error {
 		return err
 	}
 	b.dev = sim.NewDevice(profile.Default(), "bench-tunnel", nil)
-	root := os.Geteuid() == 0
 	start := time.Now()
 
 	// Per MTU, iosmux and appium run back to back, so both see the same load on a shared
-	// machine; the table groups them afterwards.
+	// machine; the table groups them afterwards. Rounds repeat everything, so that drift in the
+	// machine's load hits every row alike.
+	var openssl, loopback []float64
+	for round := range max(b.runs, 1) {
+		if b.runs > 1 {
+			fmt.Fprintf(os.Stderr, "bench/tunnel: round %d of %d\n", round+1, b.runs)
+		}
+		b.round()
+		if b.want("ceiling") || b.want("iosmux") {
+			b.ceiling()
+			openssl, loopback = append(openssl, b.openssl), append(loopback, b.loopback)
+		}
+	}
+	b.openssl, b.loopback = medianOf(openssl), medianOf(loopback)
+	b.rows = medianRows(b.rows)
+	if b.want("shim") {
+		b.shim()
+	}
+	b.print(time.Since(start))
+	return nil
+}
+
+// round measures every wanted path once per MTU.
+func (b *bench) round() {
+	root := os.Geteuid() == 0
 	for _, mtu := range b.mtus {
 		if b.want("iosmux") || b.want("ceiling") {
 			if root {
@@ -102,14 +126,39 @@ func (b *bench) run() error {
 			}
 		}
 	}
-	if b.want("ceiling") || b.want("iosmux") {
-		b.ceiling()
+}
+
+// medianRows keeps, for each path, MTU and direction, the row with the median rate of its
+// rounds, in the order the paths were first measured.
+func medianRows(rows []row) []row {
+	type key struct {
+		group, path, dir string
+		mtu              int
 	}
-	if b.want("shim") {
-		b.shim()
+	byKey := map[key][]row{}
+	var order []key
+	for _, r := range rows {
+		k := key{r.group, r.path, r.dir, r.mtu}
+		if byKey[k] == nil {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], r)
 	}
-	b.print(time.Since(start))
-	return nil
+	out := make([]row, 0, len(order))
+	for _, k := range order {
+		out = append(out, median(byKey[k]))
+	}
+	return out
+}
+
+// medianOf is the median of vs (0 when empty).
+func medianOf(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 func (b *bench) skip(group, path string, mtu int, err error) {
@@ -274,6 +323,7 @@ func (b *bench) netns(mtu int) {
 // loopback TCP copy.
 func (b *bench) ceiling() {
 	b.cipher = opensslCipher(b.suite)
+	b.openssl = 0
 	out, err := exec.Command("openssl", "speed", "-evp", b.cipher, "-bytes", "16384", "-seconds", "2", "-mr").Output()
 	if err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
@@ -446,8 +496,12 @@ func (b *bench) print(took time.Duration) {
 	if b.coalesce {
 		packing = "a batch's packets in full TLS records and one write (iosmuxd --coalesce)"
 	}
-	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v; took %v\n\n",
-		numCPU(), b.tlsVer, b.suite, packing, b.dur, took.Round(time.Second))
+	rounds := ""
+	if b.runs > 1 {
+		rounds = fmt.Sprintf(", each row the median of %d interleaved rounds", b.runs)
+	}
+	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v%s; took %v\n\n",
+		numCPU(), b.tlsVer, b.suite, packing, b.dur, rounds, took.Round(time.Second))
 	fmt.Printf("| path | MTU | dir | MB/s | × openssl | × loopback | host CPU s/GB | × appium rate | × appium CPU/GB | rest CPU s/GB |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| ceiling: `openssl speed -evp %s` one core | | | %s | 1 | %s | | | | |\n", b.cipher, mb(b.openssl), ratio(b.openssl, b.loopback))

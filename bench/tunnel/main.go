@@ -32,6 +32,8 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of: ceiling,iosmux,appium,netns,shim")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (the device side) here")
 	interop := flag.String("interop", "test/interop", "directory with node_modules/appium-ios-tuntap")
+	runs := flag.Int("runs", 1, "measure everything this many times, interleaved, and show each row's median (the shim's rows\n"+
+		"are already medians of three alternations)")
 	coalesce := flag.Bool("coalesce", false, "iosmux's host sends a batch of packets in full TLS records and one write, as iosmuxd --coalesce does\n"+
 		"(default: one record and one write per packet, as iosmuxd runs CoreDeviceProxy)")
 	flag.Parse()
@@ -51,7 +53,7 @@ func main() {
 		}
 		ms = append(ms, n)
 	}
-	b := &bench{dur: *dur, mtus: ms, interop: *interop, coalesce: *coalesce, only: map[string]bool{}}
+	b := &bench{dur: *dur, mtus: ms, interop: *interop, coalesce: *coalesce, runs: *runs, only: map[string]bool{}}
 	for _, s := range strings.Split(*only, ",") {
 		if s != "" {
 			b.only[s] = true
