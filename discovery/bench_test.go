@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -115,15 +114,6 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// cpuTime is this process's user+system CPU time.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkIdleCPU: this process's CPU time per second of wall time, idle, with and without a
 // browser of the three service types on a veth (nothing advertised: the daemon's steady state
 // on a LAN without phones). Reports CPU-µs per second for both.
@@ -133,9 +123,9 @@ func BenchmarkIdleCPU(b *testing.B) {
 	l := peertest.NetNSLink(b)
 	const window = 10 * time.Second
 	measure := func() float64 {
-		c0, t0 := cpuTime(b), time.Now()
+		c0, t0 := peertest.ProcessCPU(b), time.Now()
 		time.Sleep(window)
-		return float64((cpuTime(b) - c0).Microseconds()) / time.Since(t0).Seconds()
+		return float64((peertest.ProcessCPU(b) - c0).Microseconds()) / time.Since(t0).Seconds()
 	}
 	for b.Loop() {
 		off := measure()

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -472,9 +471,9 @@ func BenchmarkReceivePath(b *testing.B) {
 				}
 			}
 		}()
-		c0 := processCPU(b)
+		c0 := peertest.ProcessCPU(b)
 		consume(hc, total)
-		return (processCPU(b) - c0).Seconds() / (float64(total) / 1e9)
+		return (peertest.ProcessCPU(b) - c0).Seconds() / (float64(total) / 1e9)
 	}
 	plain := func(c net.Conn, total int64) { io.CopyN(io.Discard, c, total) }
 	pump := func(c net.Conn, total int64) {
@@ -494,13 +493,4 @@ func BenchmarkReceivePath(b *testing.B) {
 	b.ReportMetric(base/3, "plain-cpu-s/GB")
 	b.ReportMetric(with/3, "pump-cpu-s/GB")
 	b.ReportMetric((with-base)/3, "pump-extra-cpu-s/GB")
-}
-
-// processCPU is this process's user+system CPU time.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -2,15 +2,10 @@ package tunnel
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"runtime"
@@ -112,30 +107,6 @@ func benchBulk(b *testing.B, hostConn, devConn net.Conn, up bool) {
 	b.ReportMetric(base/1e6, "loopback-MB/s")
 }
 
-// tlsWrap turns a loopback pair into TLS 1.2 (as CoreDeviceProxy negotiates with appium) with
-// record sizing fixed, as the host's lockdown TLS should be set (one packet per record).
-func tlsWrap(b *testing.B, hc, dc net.Conn) (net.Conn, net.Conn) {
-	b.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	srv := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: tls.VersionTLS12, DynamicRecordSizingDisabled: true})
-	cli := tls.Client(hc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, DynamicRecordSizingDisabled: true})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Handshake() }()
-	if err := cli.Handshake(); err != nil {
-		b.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		b.Fatal(err)
-	}
-	return cli, srv
-}
-
 // pairOver is newPair on given transport ends.
 func pairOver(b *testing.B, hc, dc net.Conn, hostOpts Options) *pair {
 	b.Helper()
@@ -157,7 +128,7 @@ func BenchmarkBulk(b *testing.B) {
 			b.Run(fmt.Sprintf("userspace/%s/%s", transport, dir), func(b *testing.B) {
 				hc, dc := tcpPair(b)
 				if transport == "tls" {
-					hc, dc = tlsWrap(b, hc, dc)
+					hc, dc = tlsOver(b, hc, dc, tls.VersionTLS12, false)
 				}
 				p := pairOver(b, hc, dc, Options{})
 				h, d, err := dialThrough(p, p.host.DialContext)

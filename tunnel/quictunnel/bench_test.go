@@ -2,18 +2,14 @@ package quictunnel_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/iosmux/iosmux/internal/peertest"
 	"github.com/iosmux/iosmux/tunnel"
 	"github.com/iosmux/iosmux/tunnel/tlspsk"
 )
@@ -62,14 +58,9 @@ func handshake(b *testing.B, c, s interface{ HandshakeContext(context.Context) e
 
 // tlsPair is a loopback TCP pair under crypto/tls (TLS 1.3, AES-128-GCM as QUIC negotiates).
 func tlsPair(b *testing.B) (net.Conn, net.Conn) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cert := peertest.SelfSignedCert(b)
 	hc, dc := tcpPair(b)
-	s := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, DynamicRecordSizingDisabled: true})
+	s := tls.Server(dc, &tls.Config{Certificates: []tls.Certificate{cert}, DynamicRecordSizingDisabled: true})
 	c := tls.Client(hc, &tls.Config{InsecureSkipVerify: true, DynamicRecordSizingDisabled: true})
 	handshake(b, c, s)
 	return c, s
@@ -139,24 +130,7 @@ func pushThrough(b *testing.B, p *quicPair, total int) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return timedPush(b, c, got, total)
-}
-
-// timedPush writes total bytes to c in 64 KiB writes, closes it and waits for the reader's count.
-func timedPush(b *testing.B, c io.WriteCloser, got chan int64, total int) time.Duration {
-	b.Helper()
-	buf := make([]byte, 64<<10)
-	start := time.Now()
-	for sent := 0; sent < total; sent += len(buf) {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.Close()
-	if n := <-got; n != int64(total) {
-		b.Fatalf("reader got %d of %d bytes", n, total)
-	}
-	return time.Since(start)
+	return peertest.TimedPush(b, c, got, total)
 }
 
 // streamPush moves total bytes over a connected pair, the far end draining.
@@ -167,7 +141,7 @@ func streamPush(b *testing.B, c io.WriteCloser, s io.ReadCloser, total int) time
 		s.Close()
 		got <- n
 	}()
-	return timedPush(b, c, got, total)
+	return peertest.TimedPush(b, c, got, total)
 }
 
 // report prints QUIC's rate and the others' as ratios of crypto/tls's ("x-crypto-tls": 1.0 is

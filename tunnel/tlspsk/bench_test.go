@@ -38,22 +38,6 @@ func loopbackPair(b *testing.B, wrapClient, wrapServer func(net.Conn) net.Conn) 
 	return wrapClient(raw), done
 }
 
-// push writes total bytes in 64 KiB chunks and returns the time until the reader has them all.
-func push(b *testing.B, c net.Conn, done chan int64, total int) time.Duration {
-	buf := make([]byte, 64<<10)
-	start := time.Now()
-	for sent := 0; sent < total; sent += len(buf) {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.Close()
-	if n := <-done; n != int64(total) {
-		b.Fatalf("reader got %d of %d bytes", n, total)
-	}
-	return time.Since(start)
-}
-
 // BenchmarkBulk moves 8 MiB per iteration through a TLS-PSK suite and, in the same iteration,
 // through crypto/tls (TLS 1.2 ECDHE-ECDSA AES-GCM of the same key size) over loopback, and reports
 // our throughput as a ratio of crypto/tls's ("x-crypto-tls", 1.0 = as fast).
@@ -73,7 +57,7 @@ func BenchmarkBulk(b *testing.B) {
 				c, done := loopbackPair(b,
 					func(n net.Conn) net.Conn { return Client(n, Config{PSK: key, Suites: []uint16{id}}) },
 					func(n net.Conn) net.Conn { return Server(n, Config{PSK: key}) })
-				ours += push(b, c, done, total)
+				ours += peertest.TimedPush(b, c, done, total)
 				tc, tdone := loopbackPair(b,
 					func(n net.Conn) net.Conn {
 						return tls.Client(n, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{base}})
@@ -81,7 +65,7 @@ func BenchmarkBulk(b *testing.B) {
 					func(n net.Conn) net.Conn {
 						return tls.Server(n, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{base}})
 					})
-				theirs += push(b, tc, tdone, total)
+				theirs += peertest.TimedPush(b, tc, tdone, total)
 			}
 			b.ReportMetric(float64(theirs)/float64(ours), "x-crypto-tls")
 			b.ReportMetric(float64(total)*float64(b.N)/ours.Seconds()/1e6, "MB/s-ours")
