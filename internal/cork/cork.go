@@ -1,7 +1,7 @@
 // Package cork holds back a connection's writes and sends them as one: crypto/tls writes each
-// record of up to 16 KiB with a write(2) of its own, and a tunnel pump that sends a batch of
-// packets (one record each, or several records of coalesced packets) wants one write(2) per
-// batch instead, as TCP_CORK would give without its extra system calls.
+// record of up to 16 KiB with a write(2) of its own, and a coalescing tunnel pump wants one
+// write(2) for the records of a batch of packets instead, as TCP_CORK would give without its
+// extra system calls.
 package cork
 
 import (
