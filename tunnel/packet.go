@@ -70,7 +70,8 @@ type bufferedSource interface {
 	Buffered() int
 }
 
-// NewPacketReader reads packets from r through a buffer of size bytes (≤ 0: DefaultReadBuffer).
+// NewPacketReader reads packets from r through a buffer of size bytes (≤ 0: DefaultReadBuffer);
+// the tunnel's read-ahead needs none and is read in place.
 func NewPacketReader(r io.Reader, size int) *PacketReader {
 	if ra, ok := r.(*readAhead); ok {
 		return &PacketReader{br: ra}
