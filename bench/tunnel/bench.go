@@ -500,6 +500,9 @@ func (b *bench) print(took time.Duration) {
 	if b.runs > 1 {
 		rounds = fmt.Sprintf(", each row the median of %d interleaved rounds", b.runs)
 	}
+	if hostCPU >= 0 {
+		rounds += fmt.Sprintf("; forwarders pinned to CPU %d, everything else to CPU 1", hostCPU)
+	}
 	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v%s; took %v\n\n",
 		numCPU(), b.tlsVer, b.suite, packing, b.dur, rounds, took.Round(time.Second))
 	fmt.Printf("| path | MTU | dir | MB/s | × openssl | × loopback | host CPU s/GB | × appium rate | × appium CPU/GB | rest CPU s/GB |\n")

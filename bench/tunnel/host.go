@@ -141,7 +141,20 @@ func startHost(connect, backend, certFile, keyFile string, mtu int, coalesce boo
 	return h, nil
 }
 
+// hostCPU is the CPU a forwarder child runs on with -pin (the bench itself runs on the other), or -1.
+var hostCPU = -1
+
+// startProc starts a forwarder child, on hostCPU when pinned.
 func startProc(cmd *exec.Cmd) (*hostProc, error) {
+	if hostCPU >= 0 {
+		ts, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, fmt.Errorf("-pin: %w", err)
+		}
+		// taskset execs the forwarder, so the measured PID stays the forwarder's.
+		cmd.Args = append([]string{ts, "-c", strconv.Itoa(hostCPU)}, cmd.Args...)
+		cmd.Path = ts
+	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -36,6 +36,8 @@ func main() {
 		"are already medians of three alternations)")
 	coalesce := flag.Bool("coalesce", false, "iosmux's host sends a batch of packets in full TLS records and one write, as iosmuxd --coalesce does\n"+
 		"(default: one record and one write per packet, as iosmuxd runs CoreDeviceProxy)")
+	pin := flag.Bool("pin", false, "run each forwarder (iosmux's host child, appium's node) on CPU 0 and everything else on CPU 1,\n"+
+		"so the forwarder does not share its core with the device side and the transfer ends (Linux, 2+ CPUs)")
 	flag.Parse()
 	if *role == "host" {
 		if err := runHost(*connect, *backend, *cert, *key, *mtu, *coalesce); err != nil {
@@ -52,6 +54,17 @@ func main() {
 			os.Exit(2)
 		}
 		ms = append(ms, n)
+	}
+	if *pin {
+		if numCPU() < 2 {
+			fmt.Fprintln(os.Stderr, "-pin needs 2 CPUs")
+			os.Exit(2)
+		}
+		if err := pinSelf(1); err != nil {
+			fmt.Fprintln(os.Stderr, "-pin:", err)
+			os.Exit(1)
+		}
+		hostCPU = 0
 	}
 	b := &bench{dur: *dur, mtus: ms, interop: *interop, coalesce: *coalesce, runs: *runs, only: map[string]bool{}}
 	for _, s := range strings.Split(*only, ",") {
