@@ -6,7 +6,7 @@
 // network namespace), and the shim's relay against a direct connection.
 //
 // The host side runs as a child process (this binary with -role=host; appium's forwarder is
-// a node process), so its CPU time is its own. Needs root for kernel TUNs; rows that cannot
+// a node process), so its CPU time is its own; -pin gives it a CPU of its own too. Needs root for kernel TUNs; rows that cannot
 // run say why. Run from the repository root: go run ./bench/tunnel
 package main
 
