@@ -267,9 +267,12 @@ func (b *bench) appium(mtu int) {
 		return
 	}
 	defer d.stop()
-	_, port, _ := net.SplitHostPort(d.addr)
+	host, port, _ := net.SplitHostPort(d.addr)
+	if path, ok := strings.CutPrefix(d.addr, unixPrefix); ok {
+		host, port = path, "0" // the script takes a path for a host, as a unix socket
+	}
 	abs, _ := filepath.Abs(script)
-	cmd := exec.Command("node", abs, "127.0.0.1", port, strconv.Itoa(mtu), b.hostCertF, b.hostKeyF)
+	cmd := exec.Command("node", abs, host, port, strconv.Itoa(mtu), b.hostCertF, b.hostKeyF)
 	cmd.Dir = b.interop
 	cmd.Stderr = os.Stderr
 	h, err := startProc(cmd)
@@ -499,6 +502,9 @@ func (b *bench) print(took time.Duration) {
 	rounds := ""
 	if b.runs > 1 {
 		rounds = fmt.Sprintf(", each row the median of %d interleaved rounds", b.runs)
+	}
+	if unixTransport {
+		rounds += "; host and device joined by a unix socket"
 	}
 	if hostCPU >= 0 {
 		rounds += fmt.Sprintf("; forwarders pinned to CPU %d, everything else to CPU 1", hostCPU)

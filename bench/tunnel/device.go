@@ -72,20 +72,20 @@ func deviceTLSConfig(cert tls.Certificate) *tls.Config {
 
 // device is one tunnel's device side, listening for the host on a loopback TCP port.
 type device struct {
-	addr string // host:port for the host's TCP connection
+	addr string // where the host connects: host:port, or unix: and a socket's path (see listenDevice)
 	ln   net.Listener
 	ep   chan *endpoints // the transfer endpoints, once the tunnel is up
 	stop func()
 }
 
-// serveOnce accepts one TLS connection on a fresh loopback listener and hands it to serve.
+// serveOnce accepts one TLS connection on a fresh listener of the bench's transport and hands it to serve.
 func serveOnce(cfg *tls.Config, serve func(ctx context.Context, tc *tls.Conn, ep chan<- *endpoints)) (*device, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, addr, cleanup, err := listenDevice()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &device{addr: ln.Addr().String(), ln: ln, ep: make(chan *endpoints, 1)}
+	d := &device{addr: addr, ln: ln, ep: make(chan *endpoints, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -108,6 +108,7 @@ func serveOnce(cfg *tls.Config, serve func(ctx context.Context, tc *tls.Conn, ep
 		cancel()
 		ln.Close()
 		<-done
+		cleanup()
 	}
 	return d, nil
 }

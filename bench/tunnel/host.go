@@ -48,7 +48,7 @@ func runHost(connect, backend, certFile, keyFile string, mtu int, coalesce bool)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", connect)
+	nc, err := dialDevice(ctx, connect)
 	if err != nil {
 		return err
 	}

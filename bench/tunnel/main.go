@@ -38,6 +38,8 @@ func main() {
 		"(default: one record and one write per packet, as iosmuxd runs CoreDeviceProxy)")
 	pin := flag.Bool("pin", false, "run each forwarder (iosmux's host child, appium's node) on CPU 0 and everything else on CPU 1,\n"+
 		"so the forwarder does not share its core with the device side and the transfer ends (Linux, 2+ CPUs)")
+	transport := flag.String("transport", "tcp", "how the host reaches the device: tcp (loopback TCP) or unix (a unix socket, as iosmuxd\n"+
+		"reaches a USB device through usbmuxd's)")
 	flag.Parse()
 	if *role == "host" {
 		if err := runHost(*connect, *backend, *cert, *key, *mtu, *coalesce); err != nil {
@@ -54,6 +56,14 @@ func main() {
 			os.Exit(2)
 		}
 		ms = append(ms, n)
+	}
+	switch *transport {
+	case "tcp":
+	case "unix":
+		unixTransport = true
+	default:
+		fmt.Fprintln(os.Stderr, "bad -transport: want tcp or unix")
+		os.Exit(2)
 	}
 	if *pin {
 		if numCPU() < 2 {

@@ -1,5 +1,7 @@
 // tuntap-forward.mjs <host> <port> <mtu> <certPemFile> <keyPemFile>
 //
+// A <host> starting with / is a unix socket's path (as usbmuxd's is); <port> is then ignored.
+//
 // appium-ios-tuntap's whole CoreDeviceProxy tunnel, as appium-ios-remotexpc runs it
 // (connectToTunnelLockdown): its native OpenSSL forwarder does TLS 1.2 with the
 // client certificate on a plain TCP socket to host:port, the CDTunnel handshake
@@ -30,8 +32,10 @@ const cap = setTimeout(() => {
 
 const { connectToTunnelLockdown } = await import('appium-ios-tuntap');
 const socket = await new Promise((resolve, reject) => {
-  const s = net.createConnection({ host, port: Number(port), noDelay: true });
-  const t = setTimeout(() => { s.destroy(); reject(new Error('TCP connect timed out')); }, 5000);
+  const s = host.startsWith('/')
+    ? net.createConnection({ path: host })
+    : net.createConnection({ host, port: Number(port), noDelay: true });
+  const t = setTimeout(() => { s.destroy(); reject(new Error('connect timed out')); }, 5000);
   s.once('error', (e) => { clearTimeout(t); reject(e); });
   s.once('connect', () => { clearTimeout(t); s.removeAllListeners('error'); resolve(s); });
 });
