@@ -499,18 +499,18 @@ func (b *bench) print(took time.Duration) {
 	if b.coalesce {
 		packing = "a batch's packets in full TLS records and one write (iosmuxd --coalesce)"
 	}
-	rounds := ""
+	setup := "" // rounds, transport and pinning, as the header line states them
 	if b.runs > 1 {
-		rounds = fmt.Sprintf(", each row the median of %d interleaved rounds", b.runs)
+		setup = fmt.Sprintf(", each row the median of %d interleaved rounds", b.runs)
 	}
 	if unixTransport {
-		rounds += "; host and device joined by a unix socket"
+		setup += "; host and device joined by a unix socket"
 	}
 	if hostCPU >= 0 {
-		rounds += fmt.Sprintf("; forwarders pinned to CPU %d, everything else to CPU 1", hostCPU)
+		setup += fmt.Sprintf("; forwarders pinned to CPU %d, everything else to CPU 1", hostCPU)
 	}
 	fmt.Printf("bench/tunnel: %d-core machine, host TLS %s %s; iosmux host → device: %s; each transfer sends for %v%s; took %v\n\n",
-		numCPU(), b.tlsVer, b.suite, packing, b.dur, rounds, took.Round(time.Second))
+		numCPU(), b.tlsVer, b.suite, packing, b.dur, setup, took.Round(time.Second))
 	fmt.Printf("| path | MTU | dir | MB/s | × openssl | × loopback | host CPU s/GB | × appium rate | × appium CPU/GB | rest CPU s/GB |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| ceiling: `openssl speed -evp %s` one core | | | %s | 1 | %s | | | | |\n", b.cipher, mb(b.openssl), ratio(b.openssl, b.loopback))
